@@ -1,0 +1,51 @@
+/* The `vistune` command: one binary, one subcommand per job. Each
+ * subcommand's code lives in its component; this file only dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/version.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *summary;
+} command;
+
+/* One line per subcommand, in the order `vistune --help` lists them. */
+static const command commands[] = {
+    {NULL, NULL, NULL},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] - 1 };
+
+static void print_version(void) {
+    printf("vistune %s\nbackends: cpu (OpenBLAS)%s\n", VT_VERSION,
+           VT_HAVE_CUDA ? ", cuda (cuBLAS)" : "");
+}
+
+static void print_help(FILE *out) {
+    fprintf(out,
+            "usage: vistune <command> [options]\n"
+            "       vistune <command> --help\n"
+            "       vistune --version\n\n"
+            "Visual instruction tuning of multimodal models on HPC clusters.\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        print_version();
+        return 0;
+    }
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vistune: unknown command '%s' (see vistune --help)\n", argv[1]);
+    return 2;
+}

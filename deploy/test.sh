@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds vistune and runs the whole test suite.
+#   deploy/test.sh                  everything
+#   deploy/test.sh -L parity        ctest arguments pass through
+#   VT_SANITIZE=ON deploy/test.sh   the same under ASan + UBSan (build-asan/)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/deploy/install-deps.sh"
+"$root/deploy/fetch-data.sh"
+
+# mpirun as root and with more ranks than cores (containers, CI); these are
+# the OpenMPI 4 names, set only when the caller has not chosen otherwise.
+if [ "$(id -u)" = 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
+  export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+
+if [ "${VT_SANITIZE:-OFF}" = ON ]; then
+  export VT_BUILD_DIR=${VT_BUILD_DIR:-$root/build-asan}
+  "$root/deploy/build.sh" -DVT_SANITIZE=ON
+else
+  "$root/deploy/build.sh"
+fi
+build=${VT_BUILD_DIR:-$root/build}
+cd "$build"
+ctest --output-on-failure -j "$(nproc)" "$@"

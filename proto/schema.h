@@ -1,0 +1,6 @@
+/* Schema version of the records in proto/*.proto, written into every Sample,
+ * manifest, result and checkpoint so readers can refuse what they do not know. */
+#ifndef VT_PROTO_SCHEMA_H
+#define VT_PROTO_SCHEMA_H
+#define VT_SCHEMA_VERSION 1u
+#endif
