@@ -1,4 +1,4 @@
-/* Schema version of the records in proto/*.proto, written into every Sample,
+/* Schema version of the records in the proto schemas, written into every Sample,
  * manifest, result and checkpoint so readers can refuse what they do not know. */
 #ifndef VT_PROTO_SCHEMA_H
 #define VT_PROTO_SCHEMA_H
