@@ -16,7 +16,8 @@ typedef enum { NODE_SCALAR, NODE_MAP, NODE_SEQ } node_kind;
 
 typedef struct node {
     node_kind kind;
-    int line;
+    int line;            /* where the value starts */
+    int ref_line;        /* where to point a reader: the key's line for map values */
     bool used;
     bool quoted;         /* scalar was quoted: never a number/bool */
     char *value;         /* scalar text */
@@ -50,7 +51,7 @@ static node *node_new(node_kind kind, int line) {
     node *n = calloc(1, sizeof *n);
     if (n) {
         n->kind = kind;
-        n->line = line;
+        n->line = n->ref_line = line;
     }
     return n;
 }
@@ -75,6 +76,7 @@ static bool node_push(node *parent, char *key, int key_line, node *child) {
         parent->keys[parent->count] = key;
         parent->key_lines[parent->count] = key_line;
     }
+    child->ref_line = parent->kind == NODE_MAP ? key_line : child->line;
     parent->items[parent->count++] = child;
     return true;
 }
@@ -258,7 +260,7 @@ static node *lookup(const vt_config *cfg, const char *path, int *parent_line, bo
     node *n = cfg->root;
     const char *p = path;
     *bad = false;
-    *parent_line = n ? n->line : 0;
+    *parent_line = n ? n->ref_line : 0;
     while (n && *p) {
         if (*p == '[') {
             char *end;
@@ -267,7 +269,7 @@ static node *lookup(const vt_config *cfg, const char *path, int *parent_line, bo
                 *bad = true;
                 return NULL;
             }
-            *parent_line = n->line;
+            *parent_line = n->ref_line;
             n = (idx >= 0 && idx < n->count) ? n->items[idx] : NULL;
             p = end + 1;
         } else {
@@ -277,7 +279,7 @@ static node *lookup(const vt_config *cfg, const char *path, int *parent_line, bo
                 *bad = true;
                 return NULL;
             }
-            *parent_line = n->line;
+            *parent_line = n->ref_line;
             node *found = NULL;
             for (int i = 0; i < n->count; i++)
                 if (strlen(n->keys[i]) == k && strncmp(n->keys[i], p, k) == 0) {
@@ -318,7 +320,7 @@ static node *scalar(const vt_config *cfg, const char *path, const char *want, vt
         return NULL;
     }
     if (n && n->kind != NODE_SCALAR) {
-        *st = vt_fail(err, VT_ERR_FORMAT, "%s:%d: %s: expected %s, got a %s", cfg->name, n->line,
+        *st = vt_fail(err, VT_ERR_FORMAT, "%s:%d: %s: expected %s, got a %s", cfg->name, n->ref_line,
                       path, want, n->kind == NODE_MAP ? "mapping" : "list");
         return NULL;
     }
@@ -328,7 +330,7 @@ static node *scalar(const vt_config *cfg, const char *path, const char *want, vt
 
 static vt_status type_error(const vt_config *cfg, const node *n, const char *path, const char *want,
                             vt_error *err) {
-    return vt_fail(err, VT_ERR_FORMAT, "%s:%d: %s: expected %s, got '%s'", cfg->name, n->line, path,
+    return vt_fail(err, VT_ERR_FORMAT, "%s:%d: %s: expected %s, got '%s'", cfg->name, n->ref_line, path,
                    want, n->value);
 }
 
@@ -355,7 +357,7 @@ vt_status vt_config_int_range(const vt_config *cfg, const char *path, int64_t lo
         bool bad;
         node *n = lookup(cfg, path, &pl, &bad);
         return vt_fail(err, VT_ERR_RANGE, "%s:%d: %s: %lld is outside [%lld, %lld]", cfg->name,
-                       n ? n->line : pl, path, (long long)v, (long long)lo, (long long)hi);
+                       n ? n->ref_line : pl, path, (long long)v, (long long)lo, (long long)hi);
     }
     *out = v;
     return VT_OK;
@@ -416,7 +418,7 @@ vt_status vt_config_enum(const vt_config *cfg, const char *path, const char *con
     bool bad;
     node *nd = lookup(cfg, path, &pl, &bad);
     return vt_fail(err, VT_ERR_ARG, "%s:%d: %s: '%s' is not one of: %s", cfg->name,
-                   nd ? nd->line : pl, path, s, choices);
+                   nd ? nd->ref_line : pl, path, s, choices);
 }
 
 static vt_status missing(const vt_config *cfg, const char *path, vt_error *err) {
@@ -440,7 +442,7 @@ int vt_config_len(const vt_config *cfg, const char *path, vt_error *err) {
     node *n = lookup(cfg, path, &pl, &bad);
     if (bad || (n && n->kind == NODE_SCALAR)) {
         vt_fail(err, VT_ERR_FORMAT, "%s:%d: %s: expected a list or mapping", cfg->name,
-                n ? n->line : pl, path);
+                n ? n->ref_line : pl, path);
         return -2;
     }
     if (!n) return -1;
