@@ -1,0 +1,9 @@
+/* The pipeline component: everything that moves data from raw files to the
+ * trainer's batch buffers (DESIGN §2). Include the sub-headers you need, or
+ * this umbrella for all of them. */
+#ifndef VT_PIPELINE_H
+#define VT_PIPELINE_H
+
+#include "pipeline/sampler.h"
+
+#endif
