@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "pipeline/stream.h"
 
 typedef struct command {
     const char *name;
@@ -13,6 +14,7 @@ typedef struct command {
 
 /* One line per subcommand, in the order `vistune --help` lists them. */
 static const command commands[] = {
+    {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {NULL, NULL, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] - 1 };

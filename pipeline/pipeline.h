@@ -4,6 +4,9 @@
 #ifndef VT_PIPELINE_H
 #define VT_PIPELINE_H
 
+#include "pipeline/batch.h"
 #include "pipeline/sampler.h"
+#include "pipeline/stream.h"
+#include "pipeline/synthetic.h"
 
 #endif
