@@ -5,6 +5,7 @@
 #define VT_PIPELINE_H
 
 #include "pipeline/batch.h"
+#include "pipeline/image.h"
 #include "pipeline/sampler.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
