@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "pipeline/stream.h"
+#include "scheduler/report.h"
 
 typedef struct command {
     const char *name;
@@ -15,6 +16,7 @@ typedef struct command {
 /* One line per subcommand, in the order `vistune --help` lists them. */
 static const command commands[] = {
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
+    {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {NULL, NULL, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] - 1 };

@@ -16,7 +16,8 @@ packages=(
   libyaml-dev libcjson-dev
   libpng-dev libjpeg-dev
   libcmocka-dev
-  python3 python3-torch python3-numpy
+  python3 python3-torch python3-numpy python3-scipy
+  chromium
   nodejs npm
 )
 if [ "${VT_WITH_DATA:-1}" = 1 ]; then
