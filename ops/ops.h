@@ -8,11 +8,15 @@
 #define VT_OPS_OPS_H
 
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/crossentropy.h"
 #include "ops/ctx.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/optim.h"
+#include "ops/patch_embed.h"
+#include "ops/rope.h"
 
 #endif
