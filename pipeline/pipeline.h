@@ -6,6 +6,7 @@
 
 #include "pipeline/batch.h"
 #include "pipeline/image.h"
+#include "pipeline/store.h"
 #include "pipeline/sampler.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
