@@ -1,0 +1,232 @@
+/* The LLaVA-1.5 model (DESIGN.md §3): CLIP ViT vision tower (pre-LN) ->
+ * mlp2x projector -> LLaMA decoder, with Hugging Face
+ * LlavaForConditionalGeneration tensor names. llm.c style: parameters,
+ * gradients and AdamW moments each live in ONE flat buffer with named views
+ * into it, activations in one buffer sized from (B, T); layers are the ops/
+ * forward/backward pairs on the model's vt_ctx.
+ *
+ * Buffer layout. Parameters of frozen parts come first, trainable parts last,
+ * each part in Hugging Face state_dict order. So the trainable parameters are
+ * the contiguous suffix params[train_offset .. num_params), and grads, m, v
+ * (each num_trainable floats) mirror exactly that suffix: zero-grad, gradient
+ * allreduce, clipping and the AdamW step are one call each over a flat
+ * buffer. Checkpoints go by tensor name, never by offset, so a stage-1 model
+ * (projector only) loads into a stage-2 model (projector + decoder) whose
+ * layout differs.
+ *
+ * Memory lives where the ctx computes (device memory for CUDA): use the
+ * vt_ctx_memcpy_* helpers to read params/grads/logits on the host. */
+#ifndef VT_TRAINER_MODEL_H
+#define VT_TRAINER_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "ops/activation.h"
+#include "ops/ctx.h"
+#include "ops/optim.h"
+#include "pipeline/batch.h"
+
+/* ---- configuration (Hugging Face names in the run YAML `model:` section) ---- */
+
+typedef struct vt_model_config {
+    /* vision_config.* (CLIPVisionConfig) */
+    int v_hidden;        /* hidden_size */
+    int v_inter;         /* intermediate_size */
+    int v_layers;        /* num_hidden_layers */
+    int v_heads;         /* num_attention_heads */
+    int image_size;      /* image_size (square) */
+    int patch_size;      /* patch_size */
+    vt_activation v_act; /* hidden_act: quick_gelu (CLIP) or gelu */
+    float v_ln_eps;      /* layer_norm_eps */
+    /* text_config.* (LlamaConfig) */
+    int vocab;           /* vocab_size */
+    int hidden;          /* hidden_size */
+    int inter;           /* intermediate_size */
+    int layers;          /* num_hidden_layers */
+    int heads;           /* num_attention_heads */
+    int kv_heads;        /* num_key_value_heads (divides heads) */
+    float rms_eps;       /* rms_norm_eps */
+    float rope_theta;    /* rope_theta */
+    int max_pos;         /* max_position_embeddings: upper bound on T */
+    bool tie_embeddings; /* tie_word_embeddings: lm_head shares embed_tokens */
+    /* top level (LlavaConfig) */
+    int image_token_index;     /* id of an <image> position in `tokens` */
+    vt_activation proj_act;    /* projector_hidden_act (gelu) */
+    int vision_feature_layer;  /* index into hidden_states (0 = embeddings), negative from the end */
+    /* training-side: which parts get gradients (model.freeze.*) */
+    bool freeze_vision;    /* default true */
+    bool freeze_projector; /* default false */
+    bool freeze_language;  /* default false; stage 1 sets it true */
+    float init_std;        /* model.initializer_range: normal std of weights (0.02) */
+} vt_model_config;
+
+/* The tiny CPU-test defaults: CLIP 32px/8px patches (16 image tokens), 2
+ * vision layers of width 32, a 2-layer LLaMA of width 64 with GQA 4/2 heads,
+ * vocab 288 (the byte tokenizer's 256 bytes + specials + <image> = 287). */
+void vt_model_config_default(vt_model_config *c);
+/* Reads the `prefix` section (normally "model") of a run config over the
+ * current values of c (absent keys keep them), then validates. Keys:
+ * vision_config.{hidden_size,intermediate_size,num_hidden_layers,
+ * num_attention_heads,image_size,patch_size,hidden_act,layer_norm_eps},
+ * text_config.{vocab_size,hidden_size,intermediate_size,num_hidden_layers,
+ * num_attention_heads,num_key_value_heads,rms_norm_eps,rope_theta,
+ * max_position_embeddings,tie_word_embeddings}, image_token_index,
+ * projector_hidden_act, vision_feature_layer, initializer_range,
+ * freeze.{vision_tower,multi_modal_projector,language_model}. */
+vt_status vt_model_config_read(const vt_config *cfg, const char *prefix, vt_model_config *c,
+                               vt_error *err);
+/* Reads a Hugging Face LLaVA config.json (model_type llava) over c. */
+vt_status vt_model_config_from_hf_json(const char *path, vt_model_config *c, vt_error *err);
+/* Divisibility, ranges and the feature layer; VT_ERR_ARG naming the key. */
+vt_status vt_model_config_validate(const vt_model_config *c, vt_error *err);
+/* Image tokens per image: (image_size / patch_size)^2. */
+int vt_model_image_tokens(const vt_model_config *c);
+
+/* ---- named parameter views ---- */
+
+typedef struct vt_clip_layer {
+    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b; /* self_attn.{q,k,v,out}_proj */
+    float *ln1_w, *ln1_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ln2_w, *ln2_b;
+} vt_clip_layer;
+
+typedef struct vt_llama_layer {
+    float *q_w, *k_w, *v_w, *o_w;      /* self_attn.{q,k,v,o}_proj */
+    float *gate_w, *up_w, *down_w;     /* mlp.*_proj */
+    float *ln1_w, *ln2_w;              /* input_layernorm, post_attention_layernorm */
+} vt_llama_layer;
+
+/* One view over a flat buffer. In the gradient view, tensors of frozen parts
+ * are NULL. */
+typedef struct vt_model_views {
+    /* vision_tower.vision_model.* */
+    float *class_emb, *patch_w, *pos_emb, *pre_ln_w, *pre_ln_b, *post_ln_w, *post_ln_b;
+    vt_clip_layer *vl; /* [v_layers] */
+    /* multi_modal_projector.* */
+    float *p1_w, *p1_b, *p2_w, *p2_b;
+    /* language_model.* */
+    float *embed, *norm_w, *lm_head; /* lm_head == embed when tied */
+    vt_llama_layer *ll; /* [layers] */
+} vt_model_views;
+
+typedef enum vt_model_part { VT_PART_VISION = 0, VT_PART_PROJECTOR = 1, VT_PART_LANGUAGE = 2 } vt_model_part;
+
+/* One tensor of the parameter table. */
+typedef struct vt_param_info {
+    char name[96];     /* Hugging Face name */
+    int ndim;
+    int64_t shape[4];
+    size_t offset;     /* elements into params */
+    size_t numel;
+    vt_model_part part;
+    bool trainable;
+    bool decay;        /* weight decay applies (matrices and embeddings; not biases/norms) */
+} vt_param_info;
+
+/* ---- the model ---- */
+
+typedef struct vt_model_acts vt_model_acts; /* activation views (private) */
+
+typedef struct vt_model {
+    vt_model_config cfg;
+    vt_ctx *ctx; /* borrowed */
+    /* parameter table in buffer order */
+    int ntensors;
+    vt_param_info *tensors;
+    float *params;            /* num_params floats */
+    size_t num_params;
+    size_t train_offset;      /* first trainable element */
+    size_t num_trainable;     /* num_params - train_offset */
+    float *grads, *m, *v;     /* num_trainable floats each (NULL if nothing trains) */
+    uint8_t *decay_mask;      /* num_trainable bytes */
+    vt_model_views w;         /* views into params */
+    vt_model_views g;         /* views into grads (NULL for frozen tensors) */
+    /* activations, sized for (B, T) at the first forward; later batches must fit */
+    int B, T;
+    vt_model_acts *acts;
+    /* results of the last forward */
+    float loss;               /* mean CE over masked positions */
+    int loss_count;           /* masked positions counted */
+    bool have_targets;        /* last forward computed the loss */
+} vt_model;
+
+/* Builds the parameter table, allocates params (and grads/m/v for trainable
+ * parts) on ctx and initialises weights from seed: every tensor drawn from its
+ * own Philox stream keyed by hash(seed, name), normal(0, init_std) for
+ * matrices and embeddings, zero biases, unit norm weights. */
+vt_status vt_model_create(vt_model **out, vt_ctx *ctx, const vt_model_config *cfg, uint64_t seed,
+                          vt_error *err);
+void vt_model_free(vt_model *m);
+
+/* Tensor lookup by Hugging Face name (NULL when absent). */
+const vt_param_info *vt_model_find(const vt_model *m, const char *name);
+
+/* Forward on a batch as the data pipeline hands it over (pipeline/batch.h,
+ * host memory):
+ *   pixels    float [B,3,H,W], CLIP-normalised, H = W = image_size; unused
+ *             (may be NULL, shape.channels 0) when no sequence has an image
+ *   tokens    int32 [B,T]; an image's N positions hold image_token_index
+ *             (at most one image per sequence, exactly N such positions or
+ *             none; the i-th image position gets the i-th projected patch
+ *             feature). Sequence b uses image b.
+ *   targets   int32 [B,T] next token (read in VT_FORWARD_LOSS mode)
+ *   loss_mask uint8 [B,T] 1 = counted (assistant answer tokens); NULL = all
+ *   lengths   int32 [B] valid length per sequence (right padding); NULL = T.
+ *             Keys at or past the length are masked; so are their losses.
+ * VT_FORWARD_LOSS: loss = mean CE over masked positions (also m->loss,
+ * m->loss_count; *loss may be NULL) and the logits buffer then holds the
+ * softmax probabilities. VT_FORWARD_LOGITS: no loss, the buffer holds the
+ * logits, and backward is not possible. The first call sizes the activations
+ * for (B, T); a later batch with larger B or T is VT_ERR_ARG. Bad token ids,
+ * image token counts other than 0 or N, or lengths out of range are
+ * VT_ERR_RANGE naming the sequence and position. */
+typedef enum vt_forward_mode { VT_FORWARD_LOSS = 0, VT_FORWARD_LOGITS = 1 } vt_forward_mode;
+vt_status vt_model_forward(vt_model *m, const vt_batch *batch, vt_forward_mode mode, float *loss,
+                           vt_error *err);
+/* [B*T, vocab] on ctx memory, valid after a forward. */
+const float *vt_model_logits(const vt_model *m);
+
+/* Sets the trainable gradients to zero (one memset). */
+vt_status vt_model_zero_grad(vt_model *m, vt_error *err);
+/* Backward of the last forward (which must have had targets). ADDS into
+ * grads (so micro-batches accumulate): dlogits = dloss_scale * (p - onehot)
+ * on masked rows. For this batch's mean loss pass 1.0f / m->loss_count; when
+ * accumulating, 1 / (masked count over all micro-batches and ranks).
+ * Frozen parts get no gradient work; the vision tower runs no backward at
+ * all while frozen. */
+vt_status vt_model_backward(vt_model *m, float dloss_scale, vt_error *err);
+
+/* Clip the global gradient norm to max_norm (<= 0: no clipping; *norm gets
+ * the norm before clipping, may be NULL), then one AdamW step (step is
+ * 1-based) over the trainable suffix; biases, norms and the class embedding
+ * skip weight decay. */
+vt_status vt_model_step(vt_model *m, const vt_adamw_hparams *hp, long step, float max_grad_norm,
+                        float *norm, vt_error *err);
+
+/* ---- checkpoints (trainer/hf_checkpoint.c) ---- */
+
+/* Writes dir/model.safetensors (F32, Hugging Face LlavaForConditionalGeneration
+ * names and shapes; the `__metadata__` has format=pt plus meta_kv pairs,
+ * NULL-terminated key, value, key, value, ... may be NULL) and dir/config.json.
+ * Creates dir. Both files are written atomically. */
+vt_status vt_model_export_hf(const vt_model *m, const char *dir, const char *const *meta_kv,
+                             vt_error *err);
+/* Loads every parameter from a LLaVA-layout safetensors file (F32/F16/BF16/F64)
+ * or a directory holding model.safetensors. Every model tensor must be
+ * present with the exact shape, and every file tensor must be known
+ * (mismatches are VT_ERR_FORMAT naming the tensor and both shapes). A tied
+ * model accepts a file with or without language_model.lm_head.weight (which
+ * must then equal embed_tokens? no: it is ignored). */
+vt_status vt_model_import_hf(vt_model *m, const char *path, vt_error *err);
+/* Writes the AdamW moments as safetensors "exp_avg.<name>" / "exp_avg_sq.<name>"
+ * for every trainable tensor (atomic), with meta_kv as above. */
+vt_status vt_model_save_optimizer(const vt_model *m, const char *path, const char *const *meta_kv,
+                                  vt_error *err);
+/* Loads moments saved by vt_model_save_optimizer (by name: layouts may differ;
+ * a trainable tensor missing from the file is an error). */
+vt_status vt_model_load_optimizer(vt_model *m, const char *path, vt_error *err);
+
+#endif
