@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "pipeline/stream.h"
+#include "pipeline/tokenizer.h"
 #include "scheduler/report.h"
 
 typedef struct command {
@@ -17,6 +18,7 @@ typedef struct command {
 static const command commands[] = {
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
+    {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
     {NULL, NULL, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] - 1 };

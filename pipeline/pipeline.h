@@ -10,5 +10,7 @@
 #include "pipeline/sampler.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
+#include "pipeline/tokenizer.h"
+#include "pipeline/unicode.h"
 
 #endif
