@@ -72,6 +72,7 @@ int vt_cmd_tokenize(int argc, char **argv) {
     bool roundtrip = false;
     int c;
     optind = 1;
+    opterr = 0; /* one error line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "t:i:x:srh", opts, NULL)) != -1) {
         switch (c) {
         case 't': spec = optarg; break;
@@ -80,7 +81,9 @@ int vt_cmd_tokenize(int argc, char **argv) {
         case 's': flags |= VT_TOK_ALLOW_SPECIAL; break;
         case 'r': roundtrip = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fprintf(stderr, "vistune tokenize: bad option '%s' (see --help)\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (!spec || optind < argc) {
