@@ -1,0 +1,13 @@
+/* trainer/: learning -- the model, tuning methods, optimizer, checkpoints,
+ * the train/eval loops and MPI data parallelism. Umbrella header. */
+#ifndef VT_TRAINER_H
+#define VT_TRAINER_H
+
+#include "trainer/checkpoint.h"
+#include "trainer/dist.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/metrics.h"
+#include "trainer/signals.h"
+#include "trainer/tensorboard.h"
+
+#endif
