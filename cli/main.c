@@ -7,6 +7,7 @@
 #include "pipeline/stream.h"
 #include "pipeline/tokenizer.h"
 #include "scheduler/report.h"
+#include "scheduler/scheduler.h"
 
 typedef struct command {
     const char *name;
@@ -19,6 +20,8 @@ static const command commands[] = {
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
+    {"submit", vt_cmd_submit, "render a Slurm job (train, eval, nightly) from a run config and submit it"},
+    {"mpi-check", vt_cmd_mpi_check, "check an MPI launch (srun/mpirun): ranks, local ranks, GPUs, allreduce"},
     {NULL, NULL, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] - 1 };

@@ -20,6 +20,7 @@ packages=(
   chromium
   nodejs npm
   unicode-data
+  slurm-wlm munge
 )
 if [ "${VT_WITH_DATA:-1}" = 1 ]; then
   packages+=(tuxpaint-stamps-default wordnet-base)
