@@ -172,14 +172,19 @@ vt_status vt_slurm_job_load(const vt_config *cfg, vt_slurm_kind kind, const char
         TRY(time_value(cfg, "slurm.nightly.time", &unused, err));
     }
 
-    const char *workdir = ".", *log_dir = "logs", *vistune = self;
+    const char *workdir = ".", *log_dir = "logs", *vistune = self, *nightly_dir = "nightly",
+               *baseline = NULL;
     TRY(vt_config_string(cfg, "slurm.workdir", &workdir, err));
     TRY(vt_config_string(cfg, "slurm.log_dir", &log_dir, err));
     TRY(vt_config_string(cfg, "slurm.vistune", &vistune, err));
+    TRY(vt_config_string(cfg, "slurm.nightly.dir", &nightly_dir, err));
+    TRY(vt_config_string(cfg, "slurm.nightly.baseline", &baseline, err));
     TRY(abs_path(cwd, workdir, job->workdir, "slurm.workdir", cfg, err));
     TRY(abs_path(job->workdir, log_dir, job->log_dir, "slurm.log_dir", cfg, err));
     TRY(abs_path(cwd, vistune, job->vistune, "slurm.vistune", cfg, err));
     TRY(abs_path(cwd, run_path, job->run_config, "run config", cfg, err));
+    TRY(abs_path(job->workdir, nightly_dir, job->nightly_dir, "slurm.nightly.dir", cfg, err));
+    if (baseline) TRY(abs_path(job->workdir, baseline, job->baseline, "slurm.nightly.baseline", cfg, err));
     if (!vt_sbatch_safe(job->log_dir))
         return vt_fail(err, VT_ERR_ARG,
                        "%s: slurm.log_dir: '%s' cannot appear in #SBATCH --output (spaces or quotes)",
@@ -236,16 +241,17 @@ static void add_quoted(text *t, const char *const *items, int n) {
     }
 }
 
-enum { NVARS = 22 };
+enum { NVARS = 24 };
 
 vt_status vt_slurm_render(const vt_slurm_job *job, const char *tmpl, const char *tmpl_name,
                           char **script, vt_error *err) {
     text lines = {0}, setup = {0}, train_args = {0}, eval_args = {0};
-    char *q[7] = {0};
-    const char *raw[7] = {job->workdir, job->vistune, job->run_config, job->script,
-                          job->stop_file, job->begin, job->mpi};
+    enum { NQ = 9 };
+    char *q[NQ] = {0};
+    const char *raw[NQ] = {job->workdir,   job->vistune, job->run_config,  job->script,  job->stop_file,
+                           job->begin,     job->mpi,     job->nightly_dir, job->baseline};
     vt_status st = VT_OK;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < NQ; i++)
         if (!(q[i] = vt_shell_quote(raw[i]))) lines.oom = 1;
 
     if (job->partition) add(&lines, "#SBATCH --partition=%s\n", job->partition);
@@ -323,6 +329,8 @@ vt_status vt_slurm_render(const vt_slurm_job *job, const char *tmpl, const char 
         {"stop_file", q[4]},
         {"begin", q[5]},
         {"mpi", q[6]},
+        {"nightly_dir", q[7]},
+        {"baseline", q[8]},
         {"train_args", train_args.p},
         {"eval_args", eval_args.p},
         {"array_last", last},
@@ -332,7 +340,7 @@ vt_status vt_slurm_render(const vt_slurm_job *job, const char *tmpl, const char 
     };
     st = vt_template_render(tmpl, tmpl_name, vars, NVARS, script, err);
 done:
-    for (int i = 0; i < 7; i++) free(q[i]);
+    for (int i = 0; i < NQ; i++) free(q[i]);
     free(lines.p);
     free(setup.p);
     free(train_args.p);

@@ -42,6 +42,8 @@ typedef struct vt_slurm_job {
     /* Absolute paths resolved against the submission directory. */
     char workdir[VT_SLURM_PATH_MAX], log_dir[VT_SLURM_PATH_MAX], run_config[VT_SLURM_PATH_MAX];
     char vistune[VT_SLURM_PATH_MAX], script[VT_SLURM_PATH_MAX], stop_file[VT_SLURM_PATH_MAX];
+    char nightly_dir[VT_SLURM_PATH_MAX]; /* one subdirectory per night: results/, report/ */
+    char baseline[VT_SLURM_PATH_MAX];    /* pinned baseline result store; "" = none */
 } vt_slurm_job;
 
 /* "train" / "eval" / "nightly" -> kind; -1 when unknown. */

@@ -3,6 +3,7 @@
 # and one clear line with the right exit code for every bad input.
 . "$(dirname "$0")/lib.sh"
 cd "$VT_TEST_TMP"
+rm -rf logs
 cat > run.yaml <<'YAML'
 train:
   steps: 10

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The nightly template's self-resubmission: generation 1 resubmits itself with
 # --begin and --dependency=singleton before working; generation 2 starts only
-# after the begin time and after generation 1 ended, runs the report whose gate
-# code is the job's exit code, and honours the stop file (no third generation).
+# after the begin time and after generation 1 ended, evaluates into its own
+# night directory, reports against generation 1's results with the gate (whose
+# code is the job's exit code), and honours the stop file (no third generation).
 . "$(dirname "$0")/lib.sh"
 need_cluster
 cd "$VT_TEST_TMP"
-rm -rf logs shards.txt gate.*
+rm -rf logs nightly gate.*
 cat > run.yaml <<YAML
 slurm:
   job_name: vt-nightly-test
@@ -38,4 +39,10 @@ grep -q "stop file .* exists, not resubmitting" "logs/vt-nightly-test-$g2.out" |
 ts() { date -d "$(job_field "$1" "$2")" +%s; }
 [ "$(ts "$g2" StartTime)" -ge "$(ts "$g1" EndTime)" ] || fail "generations overlapped"
 [ "$(ts "$g2" StartTime)" -ge $(( $(ts "$g2" SubmitTime) + 4 )) ] || fail "begin not honoured"
-[ "$(grep -c '^shard' shards.txt)" = 2 ] || fail "each generation evaluates once"
+n1=$(ls -d nightly/*-"$g1") n2=$(ls -d nightly/*-"$g2") || fail "night directories"
+grep -qx "sched $VT_TEST_TMP/run.yaml --checkpoint latest --results $VT_TEST_TMP/$n1/results" "$n1/results/args" ||
+  fail "g1 evaluation: $(cat "$n1/results/args")"
+[ "$(cat "$n1/report/args")" = "--results $VT_TEST_TMP/$n1/results --out $VT_TEST_TMP/$n1/report --gate" ] ||
+  fail "g1 report (no previous night): $(cat "$n1/report/args")"
+[ "$(cat "$n2/report/args")" = "--results $VT_TEST_TMP/$n2/results --out $VT_TEST_TMP/$n2/report --gate --previous $VT_TEST_TMP/$n1/results" ] ||
+  fail "g2 report against g1: $(cat "$n2/report/args")"
