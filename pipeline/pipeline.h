@@ -6,7 +6,11 @@
 
 #include "pipeline/batch.h"
 #include "pipeline/image.h"
+#include "pipeline/ingest.h"
+#include "pipeline/inspect.h"
+#include "pipeline/outdir.h"
 #include "pipeline/store.h"
+#include "pipeline/synth.h"
 #include "pipeline/sampler.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"

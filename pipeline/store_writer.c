@@ -51,9 +51,10 @@ void vt_store_key(uint64_t index, char key[VT_STORE_KEY_LEN + 1]) {
 
 static vt_status lmdb_fail(vt_error *err, int rc, const char *what, const char *path) {
     vt_status code = rc == ENOMEM ? VT_ERR_NOMEM : VT_ERR_IO;
-    if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT)
-        return vt_fail(err, code, "%s: %s failed: %s (disk full or file size limit)", path, what,
-                       mdb_strerror(rc));
+    /* LMDB reports a short write as EIO: name the usual causes. */
+    if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT || rc == EIO)
+        return vt_fail(err, code, "%s: %s failed: %s (disk full, quota or file size limit?)", path,
+                       what, mdb_strerror(rc));
     return vt_fail(err, code, "%s: %s failed: %s", path, what, mdb_strerror(rc));
 }
 
