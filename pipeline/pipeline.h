@@ -5,6 +5,7 @@
 #define VT_PIPELINE_H
 
 #include "pipeline/batch.h"
+#include "pipeline/chat_template.h"
 #include "pipeline/image.h"
 #include "pipeline/ingest.h"
 #include "pipeline/inspect.h"

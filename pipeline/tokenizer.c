@@ -325,8 +325,9 @@ static bool replace_all(sbuf *out, const char *s, size_t n, const char *a, size_
 
 static const char METASPACE[] = "\xE2\x96\x81"; /* U+2581 ▁ */
 
-static vt_status encode_segment(vt_tokenizer *t, const char *s, size_t n, bool first, vt_tokens *out,
-                                vt_error *err) {
+/* first: the segment starts the text; prefix_ok: prefixes may be added. */
+static vt_status encode_segment(vt_tokenizer *t, const char *s, size_t n, bool first, bool prefix_ok,
+                                vt_tokens *out, vt_error *err) {
     if (n == 0) return VT_OK;
     sbuf a = {0}, b = {0};
     vt_status st = VT_OK;
@@ -343,7 +344,7 @@ static vt_status encode_segment(vt_tokenizer *t, const char *s, size_t n, bool f
             a.n = nn;
             a.cap = nn + 1;
         } else if (op->kind == VT_NORM_PREPEND) {
-            if (a.n == 0) continue;
+            if (a.n == 0 || !prefix_ok) continue;
             b.n = 0;
             if (!sb_put(&b, op->a, op->alen) || !sb_put(&b, a.p, a.n)) goto oom;
             sbuf tmp = a; a = b; b = tmp;
@@ -352,7 +353,7 @@ static vt_status encode_segment(vt_tokenizer *t, const char *s, size_t n, bool f
             sbuf tmp = a; a = b; b = tmp;
         }
     }
-    if (t->add_prefix_space && a.n && a.p[0] != ' ') {
+    if (t->add_prefix_space && prefix_ok && a.n && a.p[0] != ' ') {
         b.n = 0;
         if (!sb_put(&b, " ", 1) || !sb_put(&b, a.p, a.n)) goto oom;
         sbuf tmp = a; a = b; b = tmp;
@@ -360,7 +361,7 @@ static vt_status encode_segment(vt_tokenizer *t, const char *s, size_t n, bool f
     if (t->metaspace) {
         if (!replace_all(&b, a.p, a.n, " ", 1, METASPACE, 3)) goto oom;
         sbuf tmp = a; a = b; b = tmp;
-        bool prepend = t->metaspace_prepend == 2 || (t->metaspace_prepend == 1 && first);
+        bool prepend = prefix_ok && (t->metaspace_prepend == 2 || (t->metaspace_prepend == 1 && first));
         if (prepend && !(a.n >= 3 && memcmp(a.p, METASPACE, 3) == 0)) {
             b.n = 0;
             if (!sb_put(&b, METASPACE, 3) || !sb_put(&b, a.p, a.n)) goto oom;
@@ -434,6 +435,7 @@ vt_status vt_tokenizer_encode(vt_tokenizer *t, const char *text, size_t len, uns
         return vt_fail(err, VT_ERR_FORMAT, "text is not valid UTF-8 at byte offset %zu", bad);
     size_t n0 = out->n;
     size_t seg = 0, i = 0;
+    bool cont = (flags & VT_TOK_CONTINUATION) != 0;
     vt_status st = VT_OK;
     while (i < len) {
         const vt_added_token *a = t->added_first[(unsigned char)text[i]] ? match_added(t, text, len, i, flags) : NULL;
@@ -444,14 +446,14 @@ vt_status vt_tokenizer_encode(vt_tokenizer *t, const char *text, size_t len, uns
         size_t end = i;
         if (a->lstrip)
             while (end > seg && ascii_space(text[end - 1])) end--;
-        if ((st = encode_segment(t, text + seg, end - seg, seg == 0, out, err))) goto fail;
+        if ((st = encode_segment(t, text + seg, end - seg, seg == 0, seg != 0 || !cont, out, err))) goto fail;
         if ((st = vt_tokens_push(out, a->id, err))) goto fail;
         i += a->len;
         if (a->rstrip)
             while (i < len && ascii_space(text[i])) i++;
         seg = i;
     }
-    if ((st = encode_segment(t, text + seg, len - seg, seg == 0, out, err))) goto fail;
+    if ((st = encode_segment(t, text + seg, len - seg, seg == 0, seg != 0 || !cont, out, err))) goto fail;
     return VT_OK;
 fail:
     out->n = n0;

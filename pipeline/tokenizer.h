@@ -37,6 +37,11 @@ enum {
      * dataset text needs (a caption cannot inject a control token).
      * Non-special added tokens are always matched, as in HF tokenizers. */
     VT_TOK_ALLOW_SPECIAL = 1u << 0,
+    /* The text continues a sequence (a chat template's later segment): no
+     * prefix is added at its start (Prepend "▁" normalizer, Metaspace
+     * prepend, ByteLevel add_prefix_space), so encoding the pieces of a
+     * text one after the other gives the ids of the whole text. */
+    VT_TOK_CONTINUATION = 1u << 1,
 };
 /* Decode flags. */
 enum {
