@@ -1,11 +1,14 @@
 /* Building the report model from result stores (see report.h). */
 #include "scheduler/report.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fs.h"
 #include "scheduler/result_store.h"
 
 const char *const vt_report_modalities[3] = {"visual", "text", "joint"};
@@ -103,16 +106,59 @@ static int by_index(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Loads every result of a store; sorts items and rejects duplicates (two
- * shards claiming the same item means the plan was broken). */
-static vt_status load_run(const char *path, run *r, vt_error *err) {
-    memset(r, 0, sizeof *r);
-    r->path = path;
+static vt_status load_store(const char *path, run *r, vt_error *err) {
     vt_result_store *s;
     vt_status st = vt_result_store_open(path, false, &s, err);
     if (st) return st;
     st = vt_result_store_each(s, add_result, r, err);
     vt_result_store_close(s);
+    return st;
+}
+
+/* A results path is one store, or a directory of stores (one per array task
+ * or node: LMDB must not be shared over a network file system). */
+static vt_status load_parts(const char *path, run *r, vt_error *err) {
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/data.mdb", path);
+    if (vt_path_exists(probe) || !vt_is_dir(path)) return load_store(path, r, err);
+    DIR *d = opendir(path);
+    if (!d) return vt_fail_errno(err, VT_ERR_IO, "%s: cannot list", path);
+    char **names = NULL;
+    size_t n = 0;
+    vt_status st = VT_OK;
+    for (struct dirent *e; !st && (e = readdir(d));) {
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s/data.mdb", path, e->d_name);
+        if (e->d_name[0] == '.' || !vt_path_exists(sub)) continue;
+        char **grown = realloc(names, (n + 1) * sizeof *names);
+        if (!grown || !(grown[n] = strdup(e->d_name))) st = vt_fail(err, VT_ERR_NOMEM, "out of memory");
+        else names = grown, n++;
+    }
+    closedir(d);
+    /* Sorted, so loading order (and any error) does not depend on readdir. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; !st && i < n; i++) {
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", path, names[i]);
+        st = load_store(sub, r, err);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    if (!st && n == 0) st = vt_fail(err, VT_ERR_IO, "%s: no result store here", path);
+    return st;
+}
+
+/* Loads every result of a store; sorts items and rejects duplicates (two
+ * shards claiming the same item means the plan was broken). */
+static vt_status load_run(const char *path, run *r, vt_error *err) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    vt_status st = load_parts(path, r, err);
     for (size_t i = 0; !st && i < r->n; i++) {
         run_cell *c = &r->cells[i];
         qsort(c->items, c->n, sizeof *c->items, by_index);

@@ -25,6 +25,9 @@ static const shift_def shifts[] = {
 };
 
 static FILE *items_log;
+/* The current run is also written as two part stores, one per shard, as
+ * array tasks would (the report reads a directory of stores). */
+static vt_result_store *parts[2];
 
 /* Writes one task with `n` items into store; shard 0 of 2 gets even items,
  * shard 1 odd ones, so the report has to merge shards. */
@@ -62,7 +65,8 @@ static int put_task(vt_result_store *s, const char *ckpt, const char *bench, con
         r.n_items = m;
         vt_error err = {0};
         bool stored;
-        if (vt_result_store_put(s, &r, &stored, &err) || !stored) {
+        if (vt_result_store_put(s, &r, &stored, &err) || !stored ||
+            (!strcmp(run, "current") && (vt_result_store_put(parts[shard], &r, &stored, &err) || !stored))) {
             fprintf(stderr, "fixture: %s\n", err.msg);
             return 1;
         }
@@ -100,6 +104,14 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/items.jsonl", argv[1]);
     items_log = fopen(path, "w");
     if (!items_log) return 1;
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/current_parts/part-%d", argv[1], k);
+        vt_error err = {0};
+        if (vt_result_store_open(path, true, &parts[k], &err)) {
+            fprintf(stderr, "fixture: %s\n", err.msg);
+            return 1;
+        }
+    }
     const char *runs[3] = {"current", "previous", "baseline"};
     const char *ckpts[3] = {"ckpt-000000200", "ckpt-000000100", "ckpt-baseline"};
     for (int k = 0; k < 3; k++) {
@@ -117,6 +129,8 @@ int main(int argc, char **argv) {
             }
         vt_result_store_close(s);
     }
+    vt_result_store_close(parts[0]);
+    vt_result_store_close(parts[1]);
     fclose(items_log);
     return 0;
 }

@@ -17,6 +17,13 @@ grep -q "regressions vs previous: 1" "$d/stdout.txt" || fail "headline: $(cat "$
 for f in report.json report.md report.html; do [ -s "$d/out/$f" ] || fail "$f missing"; done
 "$VT_TORCH_PYTHON" "$here/check_report.py" "$d/items.jsonl" "$d/out/report.json"
 
+# A directory of part stores (one per array task) reports exactly the same.
+"$VISTUNE" report --results "$d/current_parts" --previous "$d/previous" --baseline "$d/baseline" \
+  --out "$d/out_parts" > /dev/null
+cmp -s "$d/out/report.json" "$d/out_parts/report.json" || fail "part stores report differently"
+mkdir -p "$d/empty_dir"
+expect_fail 1 "empty_dir: no result store here" -- "$VISTUNE" report --results "$d/empty_dir" --out "$d/x0"
+
 # With --gate: exit 4 against the regressed run, 0 against itself.
 rc=0; "$VISTUNE" report --results "$d/current" --previous "$d/previous" --out "$d/g1" --gate \
   >/dev/null 2>"$d/gate.err" || rc=$?
