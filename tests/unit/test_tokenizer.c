@@ -3,6 +3,7 @@
  * Llama-2 normalizer/decoder) written here, NFC, added tokens, and every
  * bad-input path of the loaders. The large comparisons against reference
  * tokenizers are in tests/tokenizer. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,6 +247,72 @@ static void test_sentencepiece_metaspace(void **state) {
     vt_tokenizer_free(t);
 }
 
+/* One handle shared by threads: the word cache is the only mutable state. */
+enum { N_THREADS = 4, N_TEXTS = 300 };
+typedef struct thread_job {
+    vt_tokenizer *t;
+    char **texts;
+    vt_tokens *want;
+    int failures;
+} thread_job;
+
+static void *encode_all(void *arg) {
+    thread_job *j = arg;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N_TEXTS; i++) {
+            vt_tokens ids = {0};
+            vt_error err = {0};
+            if (vt_tokenizer_encode(j->t, j->texts[i], strlen(j->texts[i]), 0, &ids, &err) || ids.n != j->want[i].n ||
+                memcmp(ids.ids, j->want[i].ids, ids.n * sizeof(int32_t)) != 0)
+                j->failures++;
+            vt_tokens_free(&ids);
+        }
+    }
+    return NULL;
+}
+
+static void test_shared_between_threads(void **state) {
+    (void)state;
+    char path[4096];
+    write_sp_json("sp_threads.json", NULL, path, sizeof path);
+    vt_tokenizer *t;
+    vt_error err = {0};
+    if (vt_tokenizer_load_hf(path, &t, &err)) fail_msg("%s", err.msg);
+    static const char *const words[] = {"hello", "world", "hell", "low", "held", "\xC3\xA9", "or", "wow"};
+    char *texts[N_TEXTS];
+    vt_tokens want[N_TEXTS];
+    vt_rng rng;
+    vt_rng_init(&rng, 11);
+    for (int i = 0; i < N_TEXTS; i++) {
+        char buf[256] = "";
+        int n = 1 + (int)vt_rng_below(&rng, 8);
+        for (int k = 0; k < n; k++) {
+            strcat(buf, words[vt_rng_below(&rng, 8)]);
+            strcat(buf, " ");
+        }
+        texts[i] = strdup(buf);
+        memset(&want[i], 0, sizeof want[i]);
+        assert_int_equal(vt_tokenizer_encode(t, texts[i], strlen(texts[i]), 0, &want[i], &err), VT_OK);
+    }
+    vt_tokenizer_free(t); /* fresh handle: the threads start from an empty cache */
+    if (vt_tokenizer_load_hf(path, &t, &err)) fail_msg("%s", err.msg);
+    pthread_t th[N_THREADS];
+    thread_job jobs[N_THREADS];
+    for (int k = 0; k < N_THREADS; k++) {
+        jobs[k] = (thread_job){t, texts, want, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, encode_all, &jobs[k]), 0);
+    }
+    for (int k = 0; k < N_THREADS; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(jobs[k].failures, 0);
+    }
+    for (int i = 0; i < N_TEXTS; i++) {
+        free(texts[i]);
+        vt_tokens_free(&want[i]);
+    }
+    vt_tokenizer_free(t);
+}
+
 static void expect_load_error(const char *name, const char *json, vt_status code, const char *needle) {
     char path[4096];
     write_text(name, json, path, sizeof path);
@@ -353,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_nfc),                     cmocka_unit_test(test_sentencepiece_llama2_style),
         cmocka_unit_test(test_sentencepiece_metaspace), cmocka_unit_test(test_hf_bad_inputs),
         cmocka_unit_test(test_gpt2_bad_inputs),         cmocka_unit_test(test_gpt2_real),
+        cmocka_unit_test(test_shared_between_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
