@@ -7,6 +7,8 @@
 #include "trainer/dist.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
+#include "trainer/model.h"
+#include "trainer/safetensors.h"
 #include "trainer/signals.h"
 #include "trainer/tensorboard.h"
 
