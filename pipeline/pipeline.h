@@ -6,6 +6,7 @@
 
 #include "pipeline/batch.h"
 #include "pipeline/chat_template.h"
+#include "pipeline/dataset.h"
 #include "pipeline/image.h"
 #include "pipeline/ingest.h"
 #include "pipeline/inspect.h"
