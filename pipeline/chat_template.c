@@ -304,3 +304,28 @@ done:
     free(s.mask);
     return st;
 }
+
+vt_status vt_chat_encode_sample(const vt_chat_template *tpl, vt_tokenizer *tok, const Vt__Sample *sample,
+                                int32_t n_image_tokens, size_t max_len, bool pad, int32_t *ids, uint8_t *mask,
+                                vt_chat_result *res, vt_error *err) {
+    _Static_assert((int)VT__ROLE__ROLE_SYSTEM == (int)VT_CHAT_SYSTEM && (int)VT__ROLE__ROLE_USER == (int)VT_CHAT_USER &&
+                       (int)VT__ROLE__ROLE_ASSISTANT == (int)VT_CHAT_ASSISTANT,
+                   "vt_chat roles mirror vt.Role");
+    vt_chat_turn small[16] = {{0, NULL, 0}}, *turns = small;
+    if (sample->n_turns > sizeof small / sizeof small[0]) {
+        turns = malloc(sample->n_turns * sizeof *turns);
+        if (!turns) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    }
+    vt_status st = VT_OK;
+    for (size_t k = 0; k < sample->n_turns && !st; k++) {
+        const Vt__Turn *t = sample->turns[k];
+        if (t->role != VT__ROLE__ROLE_SYSTEM && t->role != VT__ROLE__ROLE_USER && t->role != VT__ROLE__ROLE_ASSISTANT)
+            st = vt_fail(err, VT_ERR_FORMAT, "turn %zu: role %d is not system, user or assistant", k, (int)t->role);
+        turns[k] = (vt_chat_turn){(int)t->role, t->text ? t->text : "", t->text ? strlen(t->text) : 0};
+    }
+    if (!st)
+        st = vt_chat_encode(tpl, tok, turns, sample->n_turns, n_image_tokens, max_len, pad, ids, mask, res, err);
+    if (st) vt_error_prefix(err, "sample %llu: ", (unsigned long long)sample->index);
+    if (turns != small) free(turns);
+    return st;
+}

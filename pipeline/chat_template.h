@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "pipeline/tokenizer.h"
+#include "proto/sample.pb-c.h"
 
 typedef enum vt_chat_format { VT_CHAT_PLAIN, VT_CHAT_VICUNA_V1, VT_CHAT_CHATML } vt_chat_format;
 
@@ -83,5 +84,12 @@ typedef struct vt_chat_result {
 vt_status vt_chat_encode(const vt_chat_template *tpl, vt_tokenizer *tok, const vt_chat_turn *turns, size_t n_turns,
                          int32_t n_image_tokens, size_t max_len, bool pad, int32_t *ids, uint8_t *mask,
                          vt_chat_result *res, vt_error *err);
+
+/* vt_chat_encode over a stored Sample's turns (roles checked: an
+ * unspecified role is VT_ERR_FORMAT naming the sample index and turn).
+ * n_image_tokens as above (0 when the sample carries no image). */
+vt_status vt_chat_encode_sample(const vt_chat_template *tpl, vt_tokenizer *tok, const Vt__Sample *sample,
+                                int32_t n_image_tokens, size_t max_len, bool pad, int32_t *ids, uint8_t *mask,
+                                vt_chat_result *res, vt_error *err);
 
 #endif

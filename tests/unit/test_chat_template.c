@@ -320,11 +320,48 @@ static void test_real_vocabularies(void **state) {
     vt_tokenizer_free(tok);
 }
 
+/* The loader entry point: a stored vt.Sample's turns, roles as in the proto. */
+static void test_encode_sample(void **state) {
+    (void)state;
+    vt_tokenizer *tok;
+    vt_error err = {0};
+    assert_int_equal(vt_tokenizer_new_bytes(&tok, &err), VT_OK);
+    vt_chat_template tpl;
+    assert_int_equal(vt_chat_template_init(&tpl, "chatml", "", tok, &err), VT_OK);
+    Vt__Turn t0 = VT__TURN__INIT, t1 = VT__TURN__INIT;
+    t0.role = VT__ROLE__ROLE_USER;
+    t0.text = "<image>\nWhat digit is this?";
+    t1.role = VT__ROLE__ROLE_ASSISTANT;
+    t1.text = "7";
+    Vt__Turn *turns[] = {&t0, &t1};
+    Vt__Sample sample = VT__SAMPLE__INIT;
+    sample.index = 42;
+    sample.n_turns = 2;
+    sample.turns = turns;
+    int32_t ids[CAP];
+    uint8_t mask[CAP];
+    vt_chat_result r;
+    if (vt_chat_encode_sample(&tpl, tok, &sample, 2, 64, true, ids, mask, &r, &err)) fail_msg("%s", err.msg);
+    char *got = decode(tok, ids, r.length);
+    assert_string_equal(got, "<|im_start|>user\n<|image|><|image|>\nWhat digit is this?<|im_end|>\n"
+                             "<|im_start|>assistant\n7<|im_end|>\n");
+    free(got);
+    got = decode_masked(tok, ids, mask, 64);
+    assert_string_equal(got, "7<|im_end|>");
+    free(got);
+    assert_int_equal(ids[63], VT_BYTES_PAD);
+    t1.role = VT__ROLE__ROLE_UNSPECIFIED;
+    assert_int_equal(vt_chat_encode_sample(&tpl, tok, &sample, 2, 64, true, ids, mask, &r, &err), VT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "sample 42: turn 1: role 0"));
+    vt_chat_template_free(&tpl);
+    vt_tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vicuna_layout),          cmocka_unit_test(test_chatml_and_plain_layout),
         cmocka_unit_test(test_truncation_and_padding), cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_real_vocabularies),
+        cmocka_unit_test(test_real_vocabularies),      cmocka_unit_test(test_encode_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
