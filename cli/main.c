@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "pipeline/stream.h"
+#include "pipeline/adapt.h"
 #include "pipeline/ingest.h"
 #include "pipeline/inspect.h"
 #include "pipeline/synth.h"
@@ -23,6 +24,7 @@ static const command commands[] = {
     {"synth", vt_cmd_synth, "write the built-in shapes visual-question set (LLaVA JSON + PNG)"},
     {"ingest", vt_cmd_ingest, "LLaVA JSON + images -> sample store (LMDB of WebP records)"},
     {"inspect", vt_cmd_inspect, "show a sample store's counts and one record"},
+    {"adapt", vt_cmd_adapt, "turn installed real data (tuxpaint stamps, MNIST) into LLaVA JSON"},
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},

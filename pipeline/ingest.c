@@ -71,7 +71,7 @@ typedef struct result {
     int nturns;
     Vt__Role *roles;
     const char **texts; /* point into the cJSON tree (alive until the end) */
-    const char *task, *image_path;
+    const char *task, *image_path, *license, *source;
     uint32_t group;
     Vt__Split split;
     char sha[65];
@@ -212,6 +212,12 @@ static int parse_entry(const job *j, uint64_t i, const cJSON *e, result *r) {
         return 0;
     }
     r->group = group ? (uint32_t)group->valuedouble : 0;
+    const cJSON *lic = cJSON_GetObjectItemCaseSensitive(e, "license");
+    r->license = cJSON_IsString(lic) ? lic->valuestring : NULL;
+    if (r->license && !check_text(r, "license", r->license)) return 0;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(e, "source");
+    r->source = cJSON_IsString(src) ? src->valuestring : NULL;
+    if (r->source && !check_text(r, "source", r->source)) return 0;
     const cJSON *split = cJSON_GetObjectItemCaseSensitive(e, "split");
     if (split) {
         r->split = cJSON_IsString(split) ? parse_split(split->valuestring) : VT__SPLIT__SPLIT_UNSPECIFIED;
@@ -339,11 +345,11 @@ static vt_status consume(const job *j, vt_store_writer *w, uint64_t i, result *r
     img.lossless = o->lossless;
     img.source_width = r->src_width;
     img.source_height = r->src_height;
-    prov.source = (char *)(o->source ? o->source : "llava-json");
+    prov.source = (char *)(r->source ? r->source : o->source ? o->source : "llava-json");
     prov.source_id = r->id;
     prov.image_path = (char *)r->image_path;
     prov.image_sha256 = r->sha;
-    prov.license = (char *)(o->license ? o->license : "");
+    prov.license = (char *)(r->license ? r->license : o->license ? o->license : "");
     s.image = &img;
     s.n_turns = (size_t)r->nturns;
     s.turns = tp;

@@ -7,7 +7,8 @@
  * Entry format (extra keys are ignored):
  *   {"id": "abc", "image": "relative/path.jpg",
  *    "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}],
- *    "task": "color", "group": 3, "split": "train"}
+ *    "task": "color", "group": 3, "split": "train",
+ *    "license": "CC0", "source": "coco"}   (license/source: provenance of this entry)
  * `from` is human|user, gpt|assistant or system. Exactly one "<image>" must
  * appear, in the first human turn. Without "split", an entry goes to val
  * when hash(seed, id) < val_fraction. */

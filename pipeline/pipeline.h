@@ -4,6 +4,7 @@
 #ifndef VT_PIPELINE_H
 #define VT_PIPELINE_H
 
+#include "pipeline/adapt.h"
 #include "pipeline/batch.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/dataset.h"

@@ -127,7 +127,7 @@ vt_status vt_synth_make(uint64_t seed, uint64_t index, int size, vt_image *img,
         s->kind = kinds[i];
         s->color = colors[i];
         s->cell = cells[i];
-        double frac = small ? 0.10 + 0.05 * vt_rng_uniform_double(&r)
+        double frac = small ? 0.12 + 0.06 * vt_rng_uniform_double(&r)
                             : 0.25 + 0.12 * vt_rng_uniform_double(&r);
         s->r = frac * cell;
         double jitter = 0.4 * cell - s->r; /* keep the shape inside its cell */
