@@ -12,6 +12,7 @@
 #include "pipeline/tokenizer.h"
 #include "scheduler/report.h"
 #include "scheduler/scheduler.h"
+#include "trainer/train.h"
 
 typedef struct command {
     const char *name;
@@ -27,6 +28,7 @@ static const command commands[] = {
     {"adapt", vt_cmd_adapt, "turn installed real data (tuxpaint stamps, MNIST) into LLaVA JSON"},
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
+    {"train", vt_cmd_train, "train a model (stage1/stage2 recipes) with checkpoints and resume"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
     {"submit", vt_cmd_submit, "render a Slurm job (train, eval, nightly) from a run config and submit it"},
     {"mpi-check", vt_cmd_mpi_check, "check an MPI launch (srun/mpirun): ranks, local ranks, GPUs, allreduce"},

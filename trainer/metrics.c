@@ -64,8 +64,14 @@ fail:
 }
 
 static void put_num(FILE *f, const char *key, double v) {
-    if (isfinite(v))
-        fprintf(f, ",\"%s\":%.9g", key, v);
+    if (isfinite(v)) {
+        /* Shortest of %.15g / %.17g that reads back exactly: readable, and
+         * equal curves compare equal as text. */
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.15g", v);
+        if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.17g", v);
+        fprintf(f, ",\"%s\":%s", key, buf);
+    }
     else
         fprintf(f, ",\"%s\":null", key);
 }

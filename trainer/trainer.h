@@ -9,7 +9,9 @@
 #include "trainer/metrics.h"
 #include "trainer/model.h"
 #include "trainer/safetensors.h"
+#include "trainer/recipe.h"
 #include "trainer/signals.h"
 #include "trainer/tensorboard.h"
+#include "trainer/train.h"
 
 #endif

@@ -86,7 +86,7 @@ def main(path):
                 for snum, swt, sv in fields(v):
                     if snum != 1:
                         continue
-                    tag, val = None, None
+                    tag, val = None, 0.0  # proto3 omits a zero value
                     for vnum, vwt, vv in fields(sv):
                         if vnum == 1:
                             tag = vv.decode()

@@ -1,0 +1,46 @@
+/* The recipe table. New methods add a row here (and their hooks in their own
+ * file); the loop never special-cases a recipe by name. */
+#include "trainer/recipe.h"
+
+#include <string.h>
+
+vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
+                                       double *loss_sum, vt_error *err) {
+    float loss;
+    vt_status st = vt_model_forward(m, b, VT_FORWARD_LOSS, &loss, err);
+    if (st) return st;
+    *loss_sum = (double)loss * (double)m->loss_count;
+    if (m->loss_count == 0) return VT_OK; /* nothing supervised in this micro-batch */
+    return vt_model_backward(m, dloss_scale, err);
+}
+
+/* Stage 1 (feature alignment): only the projector learns. */
+static vt_status stage1_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    (void)cfg, (void)state, (void)err;
+    mc->freeze_vision = true;
+    mc->freeze_projector = false;
+    mc->freeze_language = true;
+    return VT_OK;
+}
+
+/* Stage 2 (visual instruction tuning): projector and decoder learn. */
+static vt_status stage2_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    (void)cfg, (void)state, (void)err;
+    mc->freeze_vision = true;
+    mc->freeze_projector = false;
+    mc->freeze_language = false;
+    return VT_OK;
+}
+
+static const vt_recipe recipes[] = {
+    {.name = "stage1", .chat_template = "plain", .configure = stage1_configure},
+    {.name = "stage2", .chat_template = "vicuna_v1", .configure = stage2_configure},
+};
+
+const vt_recipe *vt_recipe_find(const char *name) {
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++)
+        if (!strcmp(recipes[i].name, name)) return &recipes[i];
+    return NULL;
+}
+
+const char *vt_recipe_names(void) { return "stage1, stage2"; }

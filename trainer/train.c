@@ -1,0 +1,528 @@
+/* The training loop behind `vistune train`: config -> model + recipe ->
+ * stream of micro-batches -> accumulate, allreduce, clip, AdamW -> metrics,
+ * checkpoints, signal agreement at every step boundary. */
+#include "trainer/train.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mpi.h>
+
+#include "common/config.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "ops/ctx.h"
+#include "pipeline/batch.h"
+#include "pipeline/sampler.h"
+#include "pipeline/stream.h"
+#include "pipeline/synthetic.h"
+#include "trainer/checkpoint.h"
+#include "trainer/dist.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/metrics.h"
+#include "trainer/model.h"
+#include "trainer/recipe.h"
+#include "trainer/signals.h"
+
+/* Everything the run config says (defaults in train_config_defaults). */
+typedef struct train_config {
+    const char *run_dir;
+    const char *recipe_name;
+    int64_t seed;
+    /* data */
+    int source; /* 0 = synthetic */
+    int64_t num_samples, seq_len;
+    /* train */
+    int64_t steps, global_batch, micro_batch, warmup_steps, threads;
+    double lr, min_lr, weight_decay, beta1, beta2, eps, max_grad_norm;
+    /* checkpoint */
+    int64_t ckpt_every, keep_last, pin_every;
+    /* metrics */
+    int64_t log_every;
+    bool tensorboard;
+    int progress; /* -1 auto */
+} train_config;
+
+static const char *const SOURCES[] = {"synthetic"};
+static const char *const PROGRESS[] = {"auto", "never", "always"};
+
+static void train_config_defaults(train_config *t) {
+    memset(t, 0, sizeof *t);
+    t->run_dir = "runs/default";
+    t->recipe_name = "stage2";
+    t->seed = 1;
+    t->num_samples = 256;
+    t->seq_len = 32;
+    t->steps = 100;
+    t->global_batch = 8;
+    t->micro_batch = 0; /* 0 = G / R: no accumulation */
+    t->warmup_steps = -1; /* -1 = 3% of steps, rounded up */
+    t->threads = 1;
+    t->lr = 1e-3;
+    t->min_lr = 0;
+    t->weight_decay = 0;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->eps = 1e-8;
+    t->max_grad_norm = 1.0;
+    t->ckpt_every = 50;
+    t->keep_last = 2;
+    t->pin_every = 0;
+    t->log_every = 10;
+    t->tensorboard = true;
+    t->progress = -1;
+}
+
+#define TRY(x)                       \
+    do {                             \
+        if ((st = (x)) != VT_OK) goto done; \
+    } while (0)
+
+static vt_status read_train_config(const vt_config *c, train_config *t, vt_error *err) {
+    vt_status st = VT_OK;
+    int src = 0, prog = 0;
+    TRY(vt_config_string(c, "run_dir", &t->run_dir, err));
+    TRY(vt_config_string(c, "recipe", &t->recipe_name, err));
+    TRY(vt_config_int(c, "seed", &t->seed, err));
+    TRY(vt_config_enum(c, "data.source", SOURCES, 1, &src, err));
+    TRY(vt_config_int_range(c, "data.num_samples", 1, INT64_C(1) << 40, &t->num_samples, err));
+    TRY(vt_config_int_range(c, "data.seq_len", 2, 1 << 20, &t->seq_len, err));
+    TRY(vt_config_int_range(c, "train.steps", 1, INT64_C(1) << 40, &t->steps, err));
+    TRY(vt_config_int_range(c, "train.global_batch", 1, 1 << 24, &t->global_batch, err));
+    TRY(vt_config_int_range(c, "train.micro_batch", 0, 1 << 24, &t->micro_batch, err));
+    TRY(vt_config_int_range(c, "train.warmup_steps", -1, INT64_C(1) << 40, &t->warmup_steps, err));
+    TRY(vt_config_int_range(c, "train.threads", 0, 1024, &t->threads, err));
+    TRY(vt_config_double(c, "train.lr", &t->lr, err));
+    TRY(vt_config_double(c, "train.min_lr", &t->min_lr, err));
+    TRY(vt_config_double(c, "train.weight_decay", &t->weight_decay, err));
+    TRY(vt_config_double(c, "train.beta1", &t->beta1, err));
+    TRY(vt_config_double(c, "train.beta2", &t->beta2, err));
+    TRY(vt_config_double(c, "train.eps", &t->eps, err));
+    TRY(vt_config_double(c, "train.max_grad_norm", &t->max_grad_norm, err));
+    TRY(vt_config_int_range(c, "checkpoint.every", 1, INT64_C(1) << 40, &t->ckpt_every, err));
+    TRY(vt_config_int_range(c, "checkpoint.keep_last", 1, 1 << 20, &t->keep_last, err));
+    TRY(vt_config_int_range(c, "checkpoint.pin_every", 0, INT64_C(1) << 40, &t->pin_every, err));
+    TRY(vt_config_int_range(c, "metrics.log_every", 1, 1 << 30, &t->log_every, err));
+    TRY(vt_config_bool(c, "metrics.tensorboard", &t->tensorboard, err));
+    prog = 0;
+    if (vt_config_has(c, "metrics.progress")) {
+        TRY(vt_config_enum(c, "metrics.progress", PROGRESS, 3, &prog, err));
+        t->progress = prog == 0 ? -1 : prog == 1 ? 0 : 1;
+    }
+    t->source = src;
+    if (!(t->beta1 >= 0 && t->beta1 < 1) || !(t->beta2 >= 0 && t->beta2 < 1))
+        st = vt_fail(err, VT_ERR_ARG, "%s: train.beta1/beta2 must be in [0, 1)", vt_config_name(c));
+    else if (!(t->eps > 0) || !(t->weight_decay >= 0))
+        st = vt_fail(err, VT_ERR_ARG, "%s: train.eps must be > 0 and train.weight_decay >= 0", vt_config_name(c));
+done:
+    return st;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Everything one run holds. */
+typedef struct run {
+    train_config tc;
+    vt_config *cfg;
+    const char *cfg_text;
+    size_t cfg_len;
+    const vt_recipe *recipe;
+    void *recipe_state;
+    vt_model_config mc;
+    vt_ctx *ctx;
+    vt_model *model;
+    MPI_Comm comm; /* trainers */
+    int rank, ranks;
+    uint32_t micro_count, micro_size;
+    vt_sampler sampler;
+    vt_synthetic_config syn;
+    vt_batch_source source;
+    vt_stream *stream;
+    vt_batch *batches; /* micro_count micro-batches of one step */
+    vt_grad_sync *sync;
+    vt_metrics *metrics;
+    vt_lr_schedule sched;
+    char ckpt_root[PATH_MAX];
+    uint64_t step; /* optimizer steps done */
+} run;
+
+static vt_status save_checkpoint(run *r, char *path_out, vt_error *err) {
+    vt_ckpt_writer *w;
+    vt_status st = vt_ckpt_begin(r->ckpt_root, r->step, r->comm, &w, err);
+    if (st) return st;
+    /* Replicated state: rank 0 writes it; the barrier in commit orders it. */
+    if (r->rank == 0) {
+        char stepstr[32], opt[PATH_MAX];
+        snprintf(stepstr, sizeof stepstr, "%llu", (unsigned long long)r->step);
+        const char *meta[] = {"vistune_step", stepstr, "vistune_recipe", r->recipe->name, NULL};
+        st = vt_model_export_hf(r->model, vt_ckpt_writer_dir(w), meta, err);
+        if (!st && r->model->num_trainable) {
+            st = vt_path_join(opt, sizeof opt, vt_ckpt_writer_dir(w), "optimizer.safetensors", err);
+            if (!st) st = vt_model_save_optimizer(r->model, opt, meta, err);
+        }
+    }
+    if (!st && r->recipe->save) st = r->recipe->save(r->recipe_state, w, err);
+    /* Agree before the collective commit so nobody waits on a failed rank. */
+    int bad = st != VT_OK, anybad = 0;
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, r->comm);
+    if (anybad) {
+        vt_ckpt_abort(w);
+        return st ? st : vt_fail(err, VT_ERR_IO, "checkpoint: another rank failed to write its files");
+    }
+    uint64_t spe = vt_sampler_steps_per_epoch(&r->sampler);
+    vt_ckpt_info info = {.recipe = r->recipe->name, .step = r->step, .epoch = r->step / spe,
+                         .step_in_epoch = r->step % spe, .global_batch = (uint64_t)r->tc.global_batch,
+                         .seed = (uint64_t)r->tc.seed, .samples_seen = r->step * (uint64_t)r->tc.global_batch,
+                         .trainer_count = (uint32_t)r->ranks, .config_yaml = r->cfg_text,
+                         .config_len = r->cfg_len};
+    st = vt_ckpt_commit(w, &info, path_out, err);
+    if (!st && r->rank == 0) st = vt_ckpt_prune(r->ckpt_root, (int)r->tc.keep_last, (uint64_t)r->tc.pin_every, err);
+    return st;
+}
+
+static vt_status load_checkpoint(run *r, const char *path, vt_error *err) {
+    vt_ckpt *c;
+    vt_status st = vt_ckpt_open(path, &c, err);
+    if (st) return st;
+    const vt_ckpt_info *in = vt_ckpt_get_info(c);
+    char file[PATH_MAX], hex[65];
+    if (strcmp(in->recipe, r->recipe->name) != 0) {
+        st = vt_fail(err, VT_ERR_STATE, "%s: checkpoint of recipe '%s', run config says '%s'", path, in->recipe,
+                     r->recipe->name);
+        goto done;
+    }
+    if (in->global_batch != (uint64_t)r->tc.global_batch || in->seed != (uint64_t)r->tc.seed) {
+        st = vt_fail(err, VT_ERR_STATE,
+                     "%s: checkpoint has global_batch %llu and seed %llu, the run config %lld and %lld; "
+                     "the sample order would change",
+                     path, (unsigned long long)in->global_batch, (unsigned long long)in->seed,
+                     (long long)r->tc.global_batch, (long long)r->tc.seed);
+        goto done;
+    }
+    vt_sha256_hex(r->cfg_text, r->cfg_len, hex);
+    if (r->rank == 0 && strcmp(hex, in->config_sha256) != 0)
+        vt_warn("resume: the run config differs from the one in %s (continuing with the new one)", path);
+    if ((st = vt_ckpt_file(c, "model.safetensors", file, sizeof file, err))) goto done;
+    if ((st = vt_model_import_hf(r->model, file, err))) goto done;
+    if (r->model->num_trainable) {
+        if ((st = vt_ckpt_file(c, "optimizer.safetensors", file, sizeof file, err))) goto done;
+        if ((st = vt_model_load_optimizer(r->model, file, err))) goto done;
+    }
+    if (r->recipe->load && (st = r->recipe->load(r->recipe_state, c, err))) goto done;
+    r->step = in->step;
+    if (r->rank == 0)
+        vt_info("resumed from %s at step %llu (saved with %u trainer ranks, now %d)", path,
+                (unsigned long long)in->step, in->trainer_count, r->ranks);
+done:
+    vt_ckpt_close(c);
+    return st;
+}
+
+/* One optimizer step: fetch the step's micro-batches, normalise by the
+ * global supervised-token count, forward/backward, allreduce, AdamW. */
+static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
+    vt_status st;
+    double t0 = now_s(), stall = 0;
+    int64_t counts[2] = {0, 0}; /* supervised tokens, images */
+    for (uint32_t k = 0; k < r->micro_count; k++) {
+        double w0 = now_s();
+        if ((st = vt_stream_next(r->stream, &r->batches[k], err))) return st;
+        stall += now_s() - w0;
+        const vt_batch *b = &r->batches[k];
+        uint32_t T = b->shape.seq_len;
+        for (uint32_t i = 0; i < b->shape.batch; i++)
+            for (int32_t t = 0; t < b->lengths[i] && t < (int32_t)T; t++) counts[0] += b->loss_mask[(size_t)i * T + t];
+        counts[1] += b->shape.channels ? b->shape.batch : 0;
+    }
+    int64_t global[2];
+    MPI_Allreduce(counts, global, 2, MPI_INT64_T, MPI_SUM, r->comm);
+    float scale = global[0] > 0 ? 1.0f / (float)global[0] : 0.0f;
+    if ((st = vt_model_zero_grad(r->model, err))) return st;
+    double loss_sum = 0, progress = (double)r->step / (double)r->tc.steps;
+    for (uint32_t k = 0; k < r->micro_count; k++) {
+        double ls = 0;
+        if (r->recipe->micro_step)
+            st = r->recipe->micro_step(r->recipe_state, r->model, &r->batches[k], scale, progress, &ls, err);
+        else
+            st = vt_recipe_default_micro_step(r->model, &r->batches[k], scale, &ls, err);
+        if (st) return st;
+        loss_sum += ls;
+    }
+    if (r->model->num_trainable) {
+        vt_grad_sync_begin(r->sync);
+        if ((st = vt_grad_sync_finish(r->sync, 1.0f, err))) return st;
+    }
+    double gsum = 0;
+    MPI_Allreduce(&loss_sum, &gsum, 1, MPI_DOUBLE, MPI_SUM, r->comm);
+    double lr = vt_lr_at(&r->sched, r->step);
+    vt_adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)r->tc.beta1, .beta2 = (float)r->tc.beta2,
+                           .eps = (float)r->tc.eps, .weight_decay = (float)r->tc.weight_decay};
+    float norm = 0;
+    if (r->model->num_trainable &&
+        (st = vt_model_step(r->model, &hp, (long)r->step + 1, (float)r->tc.max_grad_norm, &norm, err)))
+        return st;
+    r->step++;
+    double sl = r->micro_size * r->micro_count;
+    (void)sl;
+    sm->step = r->step;
+    sm->loss = global[0] > 0 ? gsum / (double)global[0] : NAN;
+    sm->lr = lr;
+    sm->grad_norm = norm;
+    sm->tokens = 0;
+    for (uint32_t k = 0; k < r->micro_count; k++)
+        for (uint32_t i = 0; i < r->batches[k].shape.batch; i++) sm->tokens += r->batches[k].lengths[i];
+    sm->tokens *= r->ranks; /* equal shares per rank; exact enough for a rate */
+    sm->images = (double)global[1];
+    sm->step_seconds = now_s() - t0;
+    sm->stall_seconds = stall;
+    return VT_OK;
+}
+
+static vt_status setup(run *r, const char *resume, vt_error *err) {
+    vt_status st;
+    train_config *t = &r->tc;
+    r->recipe = vt_recipe_find(t->recipe_name);
+    if (!r->recipe)
+        return vt_fail(err, VT_ERR_ARG, "%s: recipe: unknown '%s' (known: %s)", vt_config_name(r->cfg),
+                       t->recipe_name, vt_recipe_names());
+    vt_model_config_default(&r->mc);
+    if (r->recipe->configure && (st = r->recipe->configure(r->cfg, &r->mc, &r->recipe_state, err))) return st;
+    if ((st = vt_model_config_read(r->cfg, "model", &r->mc, err))) return st;
+    if ((st = vt_config_check_unused(r->cfg, err))) return st;
+    if (t->seq_len > r->mc.max_pos)
+        return vt_fail(err, VT_ERR_ARG, "%s: data.seq_len %lld exceeds model max_position_embeddings %d",
+                       vt_config_name(r->cfg), (long long)t->seq_len, r->mc.max_pos);
+
+    /* Accumulation from the global batch: M = G / (R * micro_batch). */
+    uint64_t per_rank = (uint64_t)t->global_batch / (uint64_t)r->ranks;
+    if ((uint64_t)t->global_batch % (uint64_t)r->ranks)
+        return vt_fail(err, VT_ERR_ARG, "train.global_batch %lld is not divisible by %d trainer ranks",
+                       (long long)t->global_batch, r->ranks);
+    uint64_t mb = t->micro_batch ? (uint64_t)t->micro_batch : per_rank;
+    if (mb > per_rank) mb = per_rank;
+    if (per_rank % mb)
+        return vt_fail(err, VT_ERR_ARG,
+                       "train.micro_batch %llu does not divide the per-rank batch %llu (global_batch %lld / %d ranks)",
+                       (unsigned long long)mb, (unsigned long long)per_rank, (long long)t->global_batch, r->ranks);
+    r->micro_count = (uint32_t)(per_rank / mb);
+    r->micro_size = (uint32_t)mb;
+
+    vt_sampler_config sc = {.num_samples = (uint64_t)t->num_samples, .seed = (uint64_t)t->seed,
+                            .global_batch = (uint32_t)t->global_batch, .remainder = VT_REMAINDER_DROP};
+    if ((st = vt_sampler_init(&r->sampler, &sc, err))) return st;
+    r->sched.peak = t->lr;
+    r->sched.floor = t->min_lr;
+    r->sched.total_steps = (uint64_t)t->steps;
+    r->sched.warmup_steps = t->warmup_steps >= 0 ? (uint64_t)t->warmup_steps : (uint64_t)ceil(0.03 * (double)t->steps);
+    if ((st = vt_lr_schedule_check(&r->sched, err))) return st;
+
+    vt_dist_node node;
+    if ((st = vt_dist_node_info(r->comm, &node, err))) return st;
+    vt_ctx_options co = {.backend = VT_BACKEND_CPU, .threads = (int)t->threads, .device = -1};
+    if ((st = vt_ctx_create(&r->ctx, &co, err))) return st;
+    if ((st = vt_model_create(&r->model, r->ctx, &r->mc, (uint64_t)t->seed, err))) return st;
+    if (r->recipe->init && (st = r->recipe->init(r->recipe_state, r->model, (uint64_t)t->seed, err))) return st;
+
+    if ((st = vt_path_join(r->ckpt_root, sizeof r->ckpt_root, t->run_dir, "checkpoints", err))) return st;
+    char found_path[PATH_MAX] = "";
+    if (resume && !strcmp(resume, "auto")) {
+        bool found = false;
+        int f = 0;
+        if (r->rank == 0) {
+            st = vt_ckpt_find_latest(r->ckpt_root, found_path, sizeof found_path, &found, err);
+            f = st ? -1 : found;
+        }
+        MPI_Bcast(&f, 1, MPI_INT, 0, r->comm);
+        MPI_Bcast(found_path, sizeof found_path, MPI_CHAR, 0, r->comm);
+        if (f < 0) return st ? st : vt_fail(err, VT_ERR_IO, "resume: rank 0 could not scan %s", r->ckpt_root);
+        if (!f && r->rank == 0) vt_info("resume auto: no checkpoint under %s, starting fresh", r->ckpt_root);
+    } else if (resume) {
+        snprintf(found_path, sizeof found_path, "%s", resume);
+    }
+    if (found_path[0] && (st = load_checkpoint(r, found_path, err))) return st;
+    if (r->step >= (uint64_t)t->steps && r->rank == 0)
+        vt_info("already at step %llu of %lld: nothing to do", (unsigned long long)r->step, (long long)t->steps);
+
+    /* Batches: the synthetic source today; token ids stay below the image
+     * token so no row claims an image. */
+    r->syn.seed = (uint64_t)t->seed;
+    r->syn.channels = 3;
+    r->syn.height = r->syn.width = (uint32_t)r->mc.image_size;
+    r->syn.seq_len = (uint32_t)t->seq_len;
+    r->syn.vocab = (uint32_t)(r->mc.image_token_index < r->mc.vocab ? r->mc.image_token_index : r->mc.vocab);
+    vt_synthetic_source(&r->source, &r->syn);
+    r->source.sample_shape.channels = 0; /* text-only rows: no image tokens, no pixels */
+    vt_stream_config scfg;
+    vt_stream_config_default(&scfg);
+    scfg.rank = (uint32_t)r->rank;
+    scfg.ranks = (uint32_t)r->ranks;
+    scfg.micro_count = r->micro_count;
+    uint64_t spe = vt_sampler_steps_per_epoch(&r->sampler);
+    scfg.start.epoch = r->step / spe;
+    scfg.start.step = r->step % spe;
+    scfg.start.micro = 0;
+    if ((st = vt_stream_open(&r->stream, &scfg, &r->sampler, NULL, 0, &r->source, err))) return st;
+    r->batches = calloc(r->micro_count, sizeof *r->batches);
+    if (!r->batches) return vt_fail(err, VT_ERR_NOMEM, "train: out of memory");
+    vt_batch_shape bs = {.batch = r->micro_size, .channels = 0, .height = r->syn.height, .width = r->syn.width,
+                         .seq_len = (uint32_t)t->seq_len};
+    for (uint32_t k = 0; k < r->micro_count; k++)
+        if ((st = vt_batch_alloc(&r->batches[k], &bs, err))) return st;
+    if (r->model->num_trainable &&
+        (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, (size_t)1 << 20, &r->sync, err)))
+        return st;
+    if (r->rank == 0) {
+        vt_metrics_config mcfg = {.dir = t->run_dir, .tensorboard = t->tensorboard, .log_every = (int)t->log_every,
+                                  .total_steps = (uint64_t)t->steps, .first_step = r->step, .progress = t->progress};
+        if ((st = vt_metrics_open(&mcfg, &r->metrics, err))) return st;
+        vt_info("train: recipe %s, %zu params (%zu trainable), %d trainer rank(s), global batch %lld = %d x %u "
+                "micro x %u, %lld steps, run dir %s",
+                r->recipe->name, r->model->num_params, r->model->num_trainable, r->ranks,
+                (long long)t->global_batch, r->ranks, r->micro_count, r->micro_size, (long long)t->steps, t->run_dir);
+    }
+    return VT_OK;
+}
+
+static void teardown(run *r) {
+    vt_metrics_close(r->metrics);
+    vt_grad_sync_free(r->sync);
+    if (r->batches)
+        for (uint32_t k = 0; k < r->micro_count; k++) vt_batch_free(&r->batches[k]);
+    free(r->batches);
+    vt_stream_close(r->stream);
+    if (r->recipe && r->recipe->destroy) r->recipe->destroy(r->recipe_state);
+    vt_model_free(r->model);
+    if (r->ctx) vt_ctx_destroy(r->ctx);
+    vt_sampler_free(&r->sampler);
+    vt_config_free(r->cfg);
+}
+
+/* The loop proper; returns the exit status. */
+static int train_loop(run *r, vt_error *err) {
+    vt_status st;
+    char path[PATH_MAX];
+    uint64_t last_saved = r->step;
+    while (r->step < (uint64_t)r->tc.steps) {
+        vt_step_metrics sm = {0};
+        if ((st = train_step(r, &sm, err))) return -1;
+        if (r->metrics && (st = vt_metrics_step(r->metrics, &sm, err))) return -1;
+        if (!isfinite(sm.loss) && r->rank == 0) vt_warn("step %llu: loss is not finite", (unsigned long long)r->step);
+        vt_stop stop;
+        if ((st = vt_signals_agree(r->comm, &stop, err))) return -1;
+        if (stop == VT_STOP_INTERRUPT) {
+            if (r->rank == 0) vt_warn("interrupted at step %llu (no checkpoint)", (unsigned long long)r->step);
+            return VT_EXIT_INTERRUPTED;
+        }
+        bool periodic = r->step % (uint64_t)r->tc.ckpt_every == 0 || r->step == (uint64_t)r->tc.steps;
+        if (periodic || stop == VT_STOP_CHECKPOINT) {
+            if ((st = save_checkpoint(r, path, err))) return -1;
+            last_saved = r->step;
+            if (r->rank == 0) vt_info("checkpoint %s", path);
+        }
+        if (stop == VT_STOP_CHECKPOINT) {
+            if (r->rank == 0) vt_warn("stop requested: checkpointed at step %llu, exiting 3", (unsigned long long)r->step);
+            return VT_EXIT_CHECKPOINTED;
+        }
+    }
+    (void)last_saved;
+    if (r->rank == 0 && r->metrics) {
+        vt_metrics_summary(r->metrics);
+        vt_info("done: checkpoints in %s, metrics in %s%s%s", r->ckpt_root, vt_metrics_jsonl_path(r->metrics),
+                vt_metrics_tb_path(r->metrics) ? " and " : "",
+                vt_metrics_tb_path(r->metrics) ? vt_metrics_tb_path(r->metrics) : "");
+    }
+    return 0;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: vistune train RUN.yaml [--resume auto|PATH] [--set KEY=VALUE ...]\n"
+            "  Train a model as the run config says (docs/training.md lists every key).\n"
+            "  --resume auto   continue from the newest complete checkpoint under RUN_DIR/checkpoints\n"
+            "                  (start fresh when there is none)\n"
+            "  --resume PATH   continue from exactly this checkpoint directory\n"
+            "  --set K=V       override one config value (repeatable), e.g. --set train.steps=200\n"
+            "Run under mpirun/srun for several trainer ranks. Exit status: 0 done, 1 failed,\n"
+            "2 bad usage or config, 3 checkpointed on SIGUSR1/SIGTERM (not done), 130 interrupted.\n");
+}
+
+int vt_cmd_train(int argc, char **argv) {
+    static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *resume = NULL;
+    const char *sets[64];
+    int nsets = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': resume = optarg; break;
+        case 's':
+            if (nsets == 64) {
+                fprintf(stderr, "vistune train: too many --set options (max 64)\n");
+                return 2;
+            }
+            sets[nsets++] = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "vistune train: expected exactly one RUN.yaml (see vistune train --help)\n");
+        return 2;
+    }
+    if (resume && !resume[0]) {
+        fprintf(stderr, "vistune train: --resume needs 'auto' or a checkpoint directory\n");
+        return 2;
+    }
+    run r;
+    memset(&r, 0, sizeof r);
+    vt_error err = {0};
+    train_config_defaults(&r.tc);
+    vt_status st = vt_config_load(argv[optind], &r.cfg, &err);
+    for (int i = 0; !st && i < nsets; i++) st = vt_config_set(r.cfg, sets[i], &err);
+    if (!st) st = read_train_config(r.cfg, &r.tc, &err);
+    if (st) {
+        fprintf(stderr, "vistune train: %s\n", err.msg);
+        vt_config_free(r.cfg);
+        return 2;
+    }
+    r.cfg_text = vt_config_text(r.cfg, &r.cfg_len);
+
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) MPI_Init(&argc, &argv);
+    MPI_Comm_dup(MPI_COMM_WORLD, &r.comm);
+    MPI_Comm_rank(r.comm, &r.rank);
+    MPI_Comm_size(r.comm, &r.ranks);
+    vt_log_set_rank(r.ranks > 1 ? r.rank : -1);
+    int rc;
+    if ((st = vt_signals_install(&err)) || (st = setup(&r, resume, &err))) {
+        rc = st == VT_ERR_ARG ? 2 : 1;
+    } else {
+        rc = train_loop(&r, &err);
+        if (rc < 0) rc = 1;
+        else st = VT_OK;
+    }
+    /* Ranks that fail alone would leave the others in a collective: agree. */
+    int bad = rc == 1 || rc == 2, anybad = 0;
+    if (bad) fprintf(stderr, "vistune train: %s\n", err.msg);
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, r.comm);
+    if (anybad && !bad) rc = 1;
+    teardown(&r);
+    MPI_Comm_free(&r.comm);
+    MPI_Finalize();
+    return rc;
+}
