@@ -465,6 +465,7 @@ int vt_cmd_train(int argc, char **argv) {
     const char *sets[64];
     int nsets = 0, c;
     optind = 1;
+    opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': resume = optarg; break;
@@ -476,7 +477,9 @@ int vt_cmd_train(int argc, char **argv) {
             sets[nsets++] = optarg;
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fprintf(stderr, "vistune train: bad option '%s' (see vistune train --help)\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
