@@ -49,6 +49,16 @@ CONFIG = {
 }
 
 
+# Second case: tied embeddings (lm_head gradient accumulates into embed_tokens),
+# exact-gelu vision MLP, features from the last block, plain multi-head
+# attention, and the default stage-2 freezing (vision tower frozen: only the
+# projector and decoder gradients exist and are compared).
+CONFIG_TIED = json.loads(json.dumps(CONFIG))
+CONFIG_TIED["vision_feature_layer"] = -1
+CONFIG_TIED["vision_config"]["hidden_act"] = "gelu"
+CONFIG_TIED["text_config"].update({"tie_word_embeddings": True, "num_key_value_heads": 4})
+
+
 def mnist_image(digit):
     """A real MNIST digit (28x28 in [0,1]) padded to 32x32, grey to RGB, CLIP-normalised."""
     data_dir = os.environ.get("VT_DATA_DIR", os.path.expanduser("~/.cache/vistune/data"))
@@ -100,7 +110,7 @@ def make_batch():
     return {"pixels": pixels, "tokens": tokens, "targets": targets, "loss_mask": mask, "lengths": lengths}
 
 
-def yaml_of(cfg, B, T):
+def yaml_of(cfg, B, T, freeze_vision):
     v, t = cfg["vision_config"], cfg["text_config"]
     lines = ["model:", "  vision_config:"]
     lines += [f"    {k}: {val}" for k, val in v.items()]
@@ -109,7 +119,7 @@ def yaml_of(cfg, B, T):
     lines += [f"  image_token_index: {cfg['image_token_index']}",
               f"  projector_hidden_act: {cfg['projector_hidden_act']}",
               f"  vision_feature_layer: {cfg['vision_feature_layer']}",
-              "  freeze:", "    vision_tower: false", "    multi_modal_projector: false",
+              "  freeze:", f"    vision_tower: {str(freeze_vision).lower()}", "    multi_modal_projector: false",
               "    language_model: false",
               "batch:", f"  B: {B}", f"  T: {T}"]
     return "\n".join(lines) + "\n"
@@ -124,14 +134,13 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / nb)
 
 
-def main():
-    driver, work = sys.argv[1], sys.argv[2]
+def run_case(driver, work, CONFIG, freeze_vision):
     os.makedirs(work, exist_ok=True)
     batch = make_batch()
     B, T = batch["tokens"].shape
     ref.st_write(os.path.join(work, "batch.safetensors"), batch)
     with open(os.path.join(work, "model.yaml"), "w") as f:
-        f.write(yaml_of(CONFIG, B, T))
+        f.write(yaml_of(CONFIG, B, T, freeze_vision))
     r = subprocess.run([driver, work], capture_output=True, text=True)
     sys.stdout.write(r.stdout)
     if r.returncode != 0:
@@ -145,7 +154,7 @@ def main():
     failures = []
     # config.json: what transformers' LlavaConfig reads.
     for key, want in [("model_type", "llava"), ("image_token_index", IMAGE_TOKEN),
-                      ("vision_feature_layer", -2), ("projector_hidden_act", "gelu"),
+                      ("vision_feature_layer", CONFIG["vision_feature_layer"]), ("projector_hidden_act", "gelu"),
                       ("vision_feature_select_strategy", "default")]:
         if hf.get(key) != want:
             failures.append(f"config.json {key} = {hf.get(key)!r}, want {want!r}")
@@ -162,6 +171,9 @@ def main():
 
     torch.manual_seed(0)
     model = ref.Llava(CONFIG).double()
+    if freeze_vision:
+        for p in model.vision_tower.parameters():
+            p.requires_grad_(False)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in weights.items()}
     if expected != got:
@@ -186,7 +198,11 @@ def main():
     loss.backward()
     report = [("logits", rel(out["logits"], logits.detach().numpy())),
               ("loss", rel(out["loss"], [loss.item()]))]
-    named = [(n, p.grad.numpy() if p.grad is not None else np.zeros(p.shape)) for n, p in model.named_parameters()]
+    named = [(n, p.grad.numpy() if p.grad is not None else np.zeros(p.shape))
+             for n, p in model.named_parameters() if p.requires_grad]
+    if sorted("grad." + n for n, _ in named) != sorted(k for k in out if k.startswith("grad.")):
+        print("FAIL: the C gradients are not exactly the trainable tensors")
+        return 1
     gnorm = np.sqrt(sum(float(np.sum(g * g)) for _, g in named))
     floor = gnorm * 1e-6
     zero_floor = TOL * gnorm / np.sqrt(len(named))
@@ -202,8 +218,8 @@ def main():
     # 10 AdamW steps: lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.1 on matrices
     # and embeddings only, global-norm clipping at 1.0 before each step.
     model.zero_grad()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2 and p.requires_grad]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 and p.requires_grad]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
@@ -213,7 +229,7 @@ def main():
         l = ref.masked_ce(model(pixels, tokens, lengths), targets, mask)
         ref_losses.append(l.item())
         l.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
     for i in range(10):
         report.append((f"loss step {i + 1}", rel([out["losses"][i]], [ref_losses[i]])))
@@ -235,6 +251,16 @@ def main():
         return 1
     print("PASS")
     return 0
+
+
+def main():
+    driver, work = sys.argv[1], sys.argv[2]
+    rc = 0
+    for name, cfg, freeze in [("untied, GQA, all trainable", CONFIG, False),
+                              ("tied, MHA, vision frozen", CONFIG_TIED, True)]:
+        print(f"== case: {name}")
+        rc |= run_case(driver, os.path.join(work, name.split(",")[0]), cfg, freeze)
+    return rc
 
 
 if __name__ == "__main__":
