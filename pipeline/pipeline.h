@@ -15,9 +15,12 @@
 #include "pipeline/store.h"
 #include "pipeline/synth.h"
 #include "pipeline/sampler.h"
+#include "pipeline/shift.h"
+#include "pipeline/shift_scene.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
 #include "pipeline/tokenizer.h"
 #include "pipeline/unicode.h"
+#include "pipeline/wordnet.h"
 
 #endif

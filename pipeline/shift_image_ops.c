@@ -118,7 +118,7 @@ void vt_shift_zoom_center(const float *src, float *dst, int w, int h, int c, dou
 /* Separable resampling with precomputed per-output-pixel weights: the PIL
  * design (filter support scaled by the downscale factor). */
 typedef double (*filter_fn)(double);
-static double filter_box(double x) { return (x >= -0.5 && x < 0.5) ? 1.0 : 0.0; }
+static double filter_box(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; } /* PIL: (-.5, .5] */
 static double filter_bicubic(double x) {
     const double a = -0.5;
     x = fabs(x);

@@ -19,6 +19,7 @@ typedef struct tword {
     char *cur;         /* current text (malloc'd) */
     char *before;      /* text inserted before the word (malloc'd or NULL) */
     int deleted;
+    size_t seg;        /* segment: words not separated by a protected token or newline */
 } tword;
 
 typedef struct tdoc {
@@ -139,7 +140,16 @@ static vt_status doc_parse(const char *s, tdoc *d, vt_error *err) {
                (is_alpha(s[j]) || (s[j] == '\'' && j + 1 < d->n && is_alpha(s[j + 1]) && !d->prot[j + 1])))
             j++;
         tword *w = &d->w[d->nw];
-        w->start = i, w->len = j - i, w->before = NULL, w->deleted = 0;
+        w->start = i, w->len = j - i, w->before = NULL, w->deleted = 0, w->seg = 0;
+        if (d->nw > 0) { /* a protected token or line break between two words starts a new segment */
+            const tword *p = &d->w[d->nw - 1];
+            w->seg = p->seg;
+            for (size_t k = p->start + p->len; k < i; k++)
+                if (d->prot[k] || s[k] == '\n') {
+                    w->seg = p->seg + 1;
+                    break;
+                }
+        }
         w->cur = malloc(j - i + 1);
         if (!w->cur) {
             doc_free(d);
@@ -469,7 +479,9 @@ VT_SHIFT_TEXT_KERNEL(word_swap) {
     size_t want = d.nw ? count_for(WORD_RATE[severity - 1], d.nw) : 0;
     for (size_t t = 0, tries = 0; t < want && d.nw >= 2 && tries < 100 * want; tries++) {
         size_t a = (size_t)vt_rng_below(rng, d.nw), b = (size_t)vt_rng_below(rng, d.nw);
-        if (a == b || !strcmp(d.w[a].cur, d.w[b].cur)) continue; /* a swap must change the text */
+        /* within a segment, so option texts never trade places across labels
+         * ("A. red B. blue" keeps its answer key); a swap must change the text */
+        if (a == b || d.w[a].seg != d.w[b].seg || !strcmp(d.w[a].cur, d.w[b].cur)) continue;
         char *c = d.w[a].cur;
         d.w[a].cur = d.w[b].cur, d.w[b].cur = c;
         t++;
@@ -479,16 +491,32 @@ VT_SHIFT_TEXT_KERNEL(word_swap) {
     return st;
 }
 
+/* EDA random deletion, except that no segment loses its last word: an
+ * option ("A. red B. blue") always keeps its text. left[seg] counts the
+ * words still standing in each segment. */
+static void delete_word(tdoc *d, size_t *left, size_t i, size_t *del) {
+    if (d->w[i].deleted || left[d->w[i].seg] <= 1) return;
+    d->w[i].deleted = 1;
+    left[d->w[i].seg]--;
+    (*del)++;
+}
+
 VT_SHIFT_TEXT_KERNEL(word_delete) {
     (void)env;
     tdoc d;
     vt_status st = doc_parse(in, &d, err);
     if (st != VT_OK) return st;
-    size_t del = 0;
+    size_t *left = calloc(d.nw + 1, sizeof(size_t)), del = 0;
+    if (!left) {
+        doc_free(&d);
+        return vt_fail(err, VT_ERR_NOMEM, "text shift: out of memory");
+    }
+    for (size_t i = 0; i < d.nw; i++) left[d.w[i].seg]++;
     for (size_t i = 0; i < d.nw; i++)
-        if (vt_rng_uniform_double(rng) < WORD_RATE[severity - 1]) d.w[i].deleted = 1, del++;
-    if (d.nw > 0 && del == 0) d.w[vt_rng_below(rng, d.nw)].deleted = 1; /* EDA keeps at least one change */
-    if (d.nw > 0 && del == d.nw) d.w[vt_rng_below(rng, d.nw)].deleted = 0;
+        if (vt_rng_uniform_double(rng) < WORD_RATE[severity - 1]) delete_word(&d, left, i, &del);
+    for (size_t t = 0; del == 0 && d.nw > 0 && t < 8 * d.nw; t++) /* EDA keeps at least one change */
+        delete_word(&d, left, (size_t)vt_rng_below(rng, d.nw), &del);
+    free(left);
     st = doc_render(&d, out, err);
     doc_free(&d);
     return st;
