@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "pipeline/shift.h"
 #include "pipeline/stream.h"
 #include "pipeline/adapt.h"
 #include "pipeline/ingest.h"
@@ -27,6 +28,7 @@ static const command commands[] = {
     {"inspect", vt_cmd_inspect, "show a sample store's counts and one record"},
     {"adapt", vt_cmd_adapt, "turn installed real data (tuxpaint stamps, MNIST) into LLaVA JSON"},
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
+    {"shift", vt_cmd_shift, "list the shift catalog; apply a shift to an image or instruction"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"train", vt_cmd_train, "train a model (stage1/stage2 recipes) with checkpoints and resume"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},

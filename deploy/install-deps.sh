@@ -16,7 +16,7 @@ packages=(
   libyaml-dev libcjson-dev
   libpng-dev libjpeg-dev
   libcmocka-dev
-  python3 python3-torch python3-numpy python3-scipy
+  python3 python3-torch python3-numpy python3-scipy python3-pil
   chromium
   nodejs npm
   unicode-data

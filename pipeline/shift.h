@@ -89,4 +89,8 @@ vt_status vt_shift_apply_image(const vt_shift *shift, int severity, uint64_t see
 vt_status vt_shift_apply_text(const vt_shift *shift, int severity, uint64_t seed, vt_shift_env *env,
                               const char *text, char **out, vt_error *err);
 
+/* `vistune shift` (pipeline/shift_cmd.c): --list, one shift on an image or
+ * instruction, or a contact sheet. Returns the process exit status. */
+int vt_cmd_shift(int argc, char **argv);
+
 #endif

@@ -100,6 +100,24 @@ vt_status vt_shift_find(const char *name, const vt_shift **out, vt_error *err) {
     size_t limit = strlen(name) / 3 + 2;
     for (size_t i = 0; i < NSHIFTS; i++) {
         size_t d = edit_distance(name, CATALOG[i].name);
+        /* also against each '_' part and the same-length prefix: "gausian" ~ "gaussian_noise" */
+        char part[64];
+        const char *c = CATALOG[i].name;
+        while (*c) {
+            size_t l = strcspn(c, "_");
+            if (l < sizeof part) {
+                memcpy(part, c, l), part[l] = 0;
+                size_t dp = edit_distance(name, part) + 1;
+                d = dp < d ? dp : d;
+            }
+            c += l + (c[l] == '_');
+        }
+        size_t nl = strlen(name);
+        if (nl < sizeof part && nl < strlen(CATALOG[i].name)) {
+            memcpy(part, CATALOG[i].name, nl), part[nl] = 0;
+            size_t dp = edit_distance(name, part) + 1;
+            d = dp < d ? dp : d;
+        }
         if (*name && (strstr(CATALOG[i].name, name) || strstr(name, CATALOG[i].name))) d = d < limit ? d : limit;
         if (d > limit) continue;
         for (int k = 0; k < 3; k++)
