@@ -19,6 +19,7 @@
 #include "common/sha256.h"
 #include "ops/ctx.h"
 #include "pipeline/batch.h"
+#include "pipeline/dataset.h"
 #include "pipeline/sampler.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
@@ -36,7 +37,7 @@ typedef struct train_config {
     const char *recipe_name;
     int64_t seed;
     /* data */
-    int source; /* 0 = synthetic */
+    int source; /* 0 = store (vt_dataset), 1 = synthetic */
     int64_t num_samples, seq_len;
     /* train */
     int64_t steps, global_batch, micro_batch, warmup_steps, threads;
@@ -49,7 +50,7 @@ typedef struct train_config {
     int progress; /* -1 auto */
 } train_config;
 
-static const char *const SOURCES[] = {"synthetic"};
+static const char *const SOURCES[] = {"store", "synthetic"};
 static const char *const PROGRESS[] = {"auto", "never", "always"};
 
 static void train_config_defaults(train_config *t) {
@@ -90,7 +91,8 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_string(c, "run_dir", &t->run_dir, err));
     TRY(vt_config_string(c, "recipe", &t->recipe_name, err));
     TRY(vt_config_int(c, "seed", &t->seed, err));
-    TRY(vt_config_enum(c, "data.source", SOURCES, 1, &src, err));
+    src = 0;
+    TRY(vt_config_enum(c, "data.source", SOURCES, 2, &src, err));
     TRY(vt_config_int_range(c, "data.num_samples", 1, INT64_C(1) << 40, &t->num_samples, err));
     TRY(vt_config_int_range(c, "data.seq_len", 2, 1 << 20, &t->seq_len, err));
     TRY(vt_config_int_range(c, "train.steps", 1, INT64_C(1) << 40, &t->steps, err));
@@ -146,6 +148,8 @@ typedef struct run {
     uint32_t micro_count, micro_size;
     vt_sampler sampler;
     vt_synthetic_config syn;
+    vt_dataset_config dcfg;
+    vt_dataset *dataset;
     vt_batch_source source;
     vt_stream *stream;
     vt_batch *batches; /* micro_count micro-batches of one step */
@@ -298,7 +302,34 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     vt_model_config_default(&r->mc);
     if (r->recipe->configure && (st = r->recipe->configure(r->cfg, &r->mc, &r->recipe_state, err))) return st;
     if ((st = vt_model_config_read(r->cfg, "model", &r->mc, err))) return st;
-    if ((st = vt_config_check_unused(r->cfg, err))) return st;
+    if (t->source == 0) {
+        vt_dataset_config_default(&r->dcfg);
+        r->dcfg.template_name = r->recipe->chat_template; /* data.template overrides */
+        if ((st = vt_dataset_config_read(r->cfg, &r->dcfg, err))) return st;
+        if ((st = vt_config_check_unused(r->cfg, err))) return st;
+        if (!r->dcfg.store || !r->dcfg.store[0])
+            return vt_fail(err, VT_ERR_ARG, "%s: data.store: required with data.source store", vt_config_name(r->cfg));
+        r->dcfg.image_size = r->mc.image_size;
+        r->dcfg.n_image_tokens = vt_model_image_tokens(&r->mc);
+        r->dcfg.seq_len = (int)t->seq_len;
+        r->dcfg.seed = (uint64_t)t->seed;
+        if ((st = vt_dataset_open(&r->dcfg, &r->dataset, err))) return st;
+        /* Vocabulary and image token follow the tokenizer + template unless
+         * the config pins them (then they must agree). */
+        int32_t dv = vt_dataset_vocab_size(r->dataset), it = vt_dataset_template(r->dataset)->image_token;
+        if (!vt_config_has(r->cfg, "model.text_config.vocab_size")) r->mc.vocab = dv;
+        if (!vt_config_has(r->cfg, "model.image_token_index")) r->mc.image_token_index = it;
+        if (r->mc.vocab < dv || r->mc.image_token_index != it)
+            return vt_fail(err, VT_ERR_ARG,
+                           "%s: model vocab_size %d / image_token_index %d do not fit the tokenizer+template "
+                           "(need vocab >= %d, image token %d)",
+                           vt_config_name(r->cfg), r->mc.vocab, r->mc.image_token_index, dv, it);
+        if ((st = vt_model_config_validate(&r->mc, err))) return st;
+        t->num_samples = (int64_t)vt_dataset_count(r->dataset);
+    } else {
+        vt_config_mark_used(r->cfg, "data.store");
+        if ((st = vt_config_check_unused(r->cfg, err))) return st;
+    }
     if (t->seq_len > r->mc.max_pos)
         return vt_fail(err, VT_ERR_ARG, "%s: data.seq_len %lld exceeds model max_position_embeddings %d",
                        vt_config_name(r->cfg), (long long)t->seq_len, r->mc.max_pos);
@@ -353,15 +384,22 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if (r->step >= (uint64_t)t->steps && r->rank == 0)
         vt_info("already at step %llu of %lld: nothing to do", (unsigned long long)r->step, (long long)t->steps);
 
-    /* Batches: the synthetic source today; token ids stay below the image
-     * token so no row claims an image. */
+    /* Batches: the store through the dataset (images + chat template), or
+     * the synthetic source whose token ids stay below the image token so no
+     * row claims an image (text-only rows, for infrastructure tests). */
+    uint32_t channels = 0;
+    if (r->dataset) {
+        r->source = vt_dataset_source(r->dataset);
+        channels = 3;
+    } else {
     r->syn.seed = (uint64_t)t->seed;
     r->syn.channels = 3;
     r->syn.height = r->syn.width = (uint32_t)r->mc.image_size;
     r->syn.seq_len = (uint32_t)t->seq_len;
     r->syn.vocab = (uint32_t)(r->mc.image_token_index < r->mc.vocab ? r->mc.image_token_index : r->mc.vocab);
     vt_synthetic_source(&r->source, &r->syn);
-    r->source.sample_shape.channels = 0; /* text-only rows: no image tokens, no pixels */
+    r->source.sample_shape.channels = 0;
+    }
     vt_stream_config scfg;
     vt_stream_config_default(&scfg);
     scfg.rank = (uint32_t)r->rank;
@@ -374,7 +412,8 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if ((st = vt_stream_open(&r->stream, &scfg, &r->sampler, NULL, 0, &r->source, err))) return st;
     r->batches = calloc(r->micro_count, sizeof *r->batches);
     if (!r->batches) return vt_fail(err, VT_ERR_NOMEM, "train: out of memory");
-    vt_batch_shape bs = {.batch = r->micro_size, .channels = 0, .height = r->syn.height, .width = r->syn.width,
+    vt_batch_shape bs = {.batch = r->micro_size, .channels = channels, .height = (uint32_t)r->mc.image_size,
+                         .width = (uint32_t)r->mc.image_size,
                          .seq_len = (uint32_t)t->seq_len};
     for (uint32_t k = 0; k < r->micro_count; k++)
         if ((st = vt_batch_alloc(&r->batches[k], &bs, err))) return st;
@@ -404,6 +443,7 @@ static void teardown(run *r) {
     vt_model_free(r->model);
     if (r->ctx) vt_ctx_destroy(r->ctx);
     vt_sampler_free(&r->sampler);
+    vt_dataset_close(r->dataset);
     vt_config_free(r->cfg);
 }
 

@@ -14,6 +14,7 @@ run_dir: $T/ref
 recipe: stage2
 seed: 11
 data:
+  source: synthetic
   num_samples: 96
   seq_len: 48
 train:
