@@ -12,6 +12,8 @@
 #include "pipeline/synth.h"
 #include "pipeline/tokenizer.h"
 #include "scheduler/report.h"
+#include "scheduler/sched.h"
+#include "trainer/eval.h"
 #include "scheduler/scheduler.h"
 #include "trainer/train.h"
 
@@ -29,6 +31,8 @@ static const command commands[] = {
     {"adapt", vt_cmd_adapt, "turn installed real data (tuxpaint stamps, MNIST) into LLaVA JSON"},
     {"loader", vt_cmd_loader, "serve batches to trainers over ZeroMQ (standalone loader process)"},
     {"shift", vt_cmd_shift, "list the shift catalog; apply a shift to an image or instruction"},
+    {"eval", vt_cmd_eval, "evaluate a checkpoint under distribution shifts into a result store"},
+    {"sched", vt_cmd_sched, "evaluate with a dispatcher leasing tasks to MPI ranks and extra workers"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"train", vt_cmd_train, "train a model (stage1/stage2 recipes) with checkpoints and resume"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
