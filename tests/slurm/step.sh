@@ -14,7 +14,7 @@
 set -uo pipefail
 mode=$1
 run=${2:-}
-dir=$(dirname "$run")
+dir=$(dirname -- "$run")
 rank=${SLURM_PROCID:-0}
 case "$mode" in
   train)
