@@ -15,6 +15,7 @@
 #include "scheduler/sched.h"
 #include "trainer/eval.h"
 #include "scheduler/scheduler.h"
+#include "trainer/serve.h"
 #include "trainer/train.h"
 
 typedef struct command {
@@ -35,6 +36,7 @@ static const command commands[] = {
     {"sched", vt_cmd_sched, "evaluate with a dispatcher leasing tasks to MPI ranks and extra workers"},
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"train", vt_cmd_train, "train a model (stage1/stage2 recipes) with checkpoints and resume"},
+    {"serve", vt_cmd_serve, "serve a frozen model for black-box tuning (scoring queries over ZeroMQ)"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
     {"submit", vt_cmd_submit, "render a Slurm job (train, eval, nightly) from a run config and submit it"},
     {"mpi-check", vt_cmd_mpi_check, "check an MPI launch (srun/mpirun): ranks, local ranks, GPUs, allreduce"},

@@ -10,6 +10,7 @@
 #include "trainer/model.h"
 #include "trainer/safetensors.h"
 #include "trainer/recipe.h"
+#include "trainer/serve.h"
 #include "trainer/signals.h"
 #include "trainer/tensorboard.h"
 #include "trainer/train.h"
