@@ -15,6 +15,7 @@ deploy/build.sh
 VISTUNE=${VISTUNE:-build/vistune}
 DATA=runs/quickstart-data
 if [ ! -d "$DATA/store" ]; then
+  mkdir -p "$DATA"
   "$VISTUNE" synth --out "$DATA/shapes" --count 4000 --seed 1 --size 32 --force
   "$VISTUNE" ingest --json "$DATA/shapes/data.json" --images "$DATA/shapes" --out "$DATA/store" \
     --size 32 --lossless --val-fraction 0.1 --force
