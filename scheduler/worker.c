@@ -75,6 +75,7 @@ static vt_status run_lease(void *sock, const char *name, const Vt__Lease *lease,
                            vt_error *err) {
     vt_lease l = {sock, name, lease->task->task_id, 0, lease->lease_ms / 3 ? (int)lease->lease_ms / 3 : 1};
     l.next_beat_ms = vt_now_ms() + l.interval_ms;
+    vt_debug("worker %s: running %s", name, lease->task->task_id);
     Vt__EvalResult *result = NULL;
     vt_error task_err = {0};
     vt_status st = exec(lease->task, ctx, &l, &result, &task_err);

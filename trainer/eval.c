@@ -394,6 +394,7 @@ vt_status vt_evaluator_run(vt_evaluator *e, const Vt__EvalTask *task, void (*ali
     Vt__EvalResult *r = calloc(1, sizeof *r);
     if (!r) return vt_fail(err, VT_ERR_NOMEM, "eval: out of memory");
     vt__eval_result__init(r);
+    r->scorer = NULL; /* init points strings at a static "": only malloc'd ones below */
     r->schema_version = VT_SCHEMA_VERSION;
     r->started_unix_ns = unix_ns();
     r->task = copy_task(task);

@@ -302,6 +302,10 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     vt_model_config_default(&r->mc);
     if (r->recipe->configure && (st = r->recipe->configure(r->cfg, &r->mc, &r->recipe_state, err))) return st;
     if ((st = vt_model_config_read(r->cfg, "model", &r->mc, err))) return st;
+    /* One run file serves every command: the evaluation and Slurm sections
+     * are checked strictly by `vistune eval/sched` and `vistune submit`. */
+    vt_config_mark_used(r->cfg, "eval");
+    vt_config_mark_used(r->cfg, "slurm");
     if (t->source == 0) {
         vt_dataset_config_default(&r->dcfg);
         r->dcfg.template_name = r->recipe->chat_template; /* data.template overrides */
