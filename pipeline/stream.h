@@ -34,6 +34,7 @@
 #ifndef VT_STREAM_H
 #define VT_STREAM_H
 
+#include <mpi.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -107,6 +108,8 @@ vt_status vt_loader_open(vt_loader **out, const vt_loader_config *cfg, const cha
 /* The i-th bound endpoint as a peer would connect to it (port resolved;
  * "0.0.0.0" replaced by this host's name). */
 const char *vt_loader_endpoint(const vt_loader *l, int i);
+/* Sets the number of Shutdowns after which vt_loader_run returns. */
+void vt_loader_expect_trainers(vt_loader *l, uint32_t n);
 /* Serves requests until a stop condition. Bad requests are answered with a
  * StreamError and do not stop the loader; a source failure is answered the
  * same way and logged. */
@@ -126,14 +129,16 @@ typedef struct vt_stream_roles {
     int world_rank, world_size;
     uint32_t trainer_rank, trainer_count; /* among trainers (valid for trainers) */
     uint32_t loader_index, loader_count;  /* among loaders */
-    void *trainer_comm;      /* MPI_Comm* for trainers (MPI_COMM_NULL inside for loaders) */
+    MPI_Comm trainer_comm;   /* trainers: their own communicator; loaders: MPI_COMM_NULL */
     vt_loader *loader;       /* loaders: bound and ready for vt_loader_run */
     char **endpoints;        /* trainers: endpoints to pass to vt_stream_open */
     int n_endpoints;
 } vt_stream_roles;
 
 /* transport: "auto" (ipc within a node, tcp across), "ipc" or "tcp".
- * Collective over MPI_COMM_WORLD; MPI must be initialised. */
+ * Collective over MPI_COMM_WORLD; MPI must be initialised. Loaders' expect_trainers
+ * (0 in loader_cfg) becomes the trainer count, so vt_loader_run returns once
+ * every trainer called vt_stream_close. */
 vt_status vt_stream_mpi_roles(vt_stream_roles *roles, int loaders_per_node, const char *transport,
                               const vt_loader_config *loader_cfg, vt_error *err);
 void vt_stream_roles_free(vt_stream_roles *roles);

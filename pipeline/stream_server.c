@@ -177,6 +177,8 @@ vt_status vt_loader_open(vt_loader **out, const vt_loader_config *cfg, const cha
     return VT_OK;
 }
 
+void vt_loader_expect_trainers(vt_loader *l, uint32_t n) { l->cfg.expect_trainers = n; }
+
 const char *vt_loader_endpoint(const vt_loader *l, int i) {
     return i >= 0 && i < l->n_endpoints ? l->endpoints[i] : NULL;
 }
