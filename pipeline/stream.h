@@ -10,6 +10,8 @@
  *     Heartbeat (every heartbeat_ms)  ------>
  *     <------  Heartbeat
  *     Shutdown (vt_stream_close)  ------>        exits after expect_trainers
+ *     <------  Shutdown (ack, after every earlier answer; the trainer
+ *              drains until then so no connection closes mid-batch)
  *     <------  StreamError / EndOfEpoch  for a request it cannot serve
  *
  * A trainer keeps `credits` requests outstanding over the live loaders (the
@@ -83,8 +85,8 @@ vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err);
 /* Micro-batch size this stream delivers. */
 uint32_t vt_stream_batch_size(const vt_stream *s);
 void vt_stream_get_stats(const vt_stream *s, vt_stream_stats *st);
-/* Sends Shutdown to every loader and releases everything; never blocks for
- * more than ~100 ms on unreachable loaders. NULL is a no-op. */
+/* Sends Shutdown to every live loader, drains their remaining answers until
+ * each acknowledged (at most 2 s), and releases everything. NULL is a no-op. */
 void vt_stream_close(vt_stream *s);
 
 /* ---- loader side ---- */

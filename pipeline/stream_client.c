@@ -48,6 +48,7 @@ struct vt_stream {
     uint64_t rr;
     uint64_t last_progress_ns;
     vt_stream_stats stats;
+    int opened; /* fully connected: close says goodbye to loaders */
 };
 
 static const uint64_t MS = 1000000ull;
@@ -74,20 +75,57 @@ static void slot_release(slot *sl) {
     sl->have = 0;
 }
 
+/* Clean close: Shutdown to every loader, then read (and drop) what they
+ * still send until each live loader acknowledged, so no connection closes
+ * while a multipart batch is half-way through it (libzmq 4.3.4 can abort the
+ * sender in that case: session_base.cpp clean_pipes). Bounded by 2 s. */
+static void shutdown_loaders(vt_stream *s) {
+    Vt__Shutdown sd = VT__SHUTDOWN__INIT;
+    sd.reason = "trainer closed the stream";
+    Vt__StreamMessage m = VT__STREAM_MESSAGE__INIT;
+    m.kind_case = VT__STREAM_MESSAGE__KIND_SHUTDOWN;
+    m.shutdown = &sd;
+    int waiting = 0;
+    char *pending = calloc((size_t)s->npeers, 1);
+    if (!pending) return;
+    for (int i = 0; i < s->npeers; i++)
+        if (s->peers[i].alive && vt_wire_send(s->peers[i].sock, &m, ZMQ_DONTWAIT) >= 0) {
+            pending[i] = 1;
+            waiting++;
+        }
+    uint64_t deadline = vt_wire_now_ns() + 2000 * MS;
+    while (waiting > 0 && vt_wire_now_ns() < deadline) {
+        if (zmq_poll(s->items, s->npeers, 50) < 0 && zmq_errno() != EINTR) break;
+        for (int i = 0; i < s->npeers; i++) {
+            if (!(s->items[i].revents & ZMQ_POLLIN)) continue;
+            for (;;) {
+                zmq_msg_t f;
+                zmq_msg_init(&f);
+                if (zmq_msg_recv(&f, s->peers[i].sock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&f);
+                    break;
+                }
+                Vt__StreamMessage *r = vt_wire_unpack(&f);
+                zmq_msg_close(&f);
+                vt_wire_drain(s->peers[i].sock);
+                if (r && r->kind_case == VT__STREAM_MESSAGE__KIND_SHUTDOWN && pending[i]) {
+                    pending[i] = 0;
+                    waiting--;
+                }
+                if (r) vt__stream_message__free_unpacked(r, NULL);
+            }
+        }
+    }
+    free(pending);
+}
+
 void vt_stream_close(vt_stream *s) {
     if (!s) return;
+    if (s->opened) shutdown_loaders(s);
     for (int i = 0; i < s->npeers; i++) {
         peer *p = &s->peers[i];
         if (!p->sock) continue;
-        /* A short linger lets Shutdown reach live loaders; dead ones cost at
-         * most this much. */
-        vt_wire_linger(p->sock, 100);
-        Vt__Shutdown sd = VT__SHUTDOWN__INIT;
-        sd.reason = "trainer closed the stream";
-        Vt__StreamMessage m = VT__STREAM_MESSAGE__INIT;
-        m.kind_case = VT__STREAM_MESSAGE__KIND_SHUTDOWN;
-        m.shutdown = &sd;
-        vt_wire_send(p->sock, &m, ZMQ_DONTWAIT);
+        vt_wire_linger(p->sock, 0);
         zmq_close(p->sock);
         free(p->endpoint);
     }
@@ -176,6 +214,7 @@ vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sample
         s->items[i].socket = p->sock;
         s->items[i].events = ZMQ_POLLIN;
     }
+    s->opened = 1;
     *out = s;
     return VT_OK;
 }

@@ -364,6 +364,15 @@ vt_status vt_loader_run(vt_loader *l, vt_sampler *sampler, const vt_batch_source
                 r.heartbeat = &hb;
                 reply(l, &id, &r);
             } else if (m->kind_case == VT__STREAM_MESSAGE__KIND_SHUTDOWN) {
+                /* Acknowledge after every earlier answer to this trainer
+                 * (same pipe, so it arrives last): the trainer then closes a
+                 * connection with nothing in flight. */
+                Vt__Shutdown ack = VT__SHUTDOWN__INIT;
+                ack.reason = "ack";
+                Vt__StreamMessage r = VT__STREAM_MESSAGE__INIT;
+                r.kind_case = VT__STREAM_MESSAGE__KIND_SHUTDOWN;
+                r.shutdown = &ack;
+                reply(l, &id, &r);
                 l->shutdowns++;
                 vt_debug("loader %u: shutdown %u of %u (%s)", l->cfg.loader_rank, l->shutdowns,
                          l->cfg.expect_trainers, m->shutdown->reason);
