@@ -85,17 +85,19 @@ static void shutdown_loaders(vt_stream *s) {
     Vt__StreamMessage m = VT__STREAM_MESSAGE__INIT;
     m.kind_case = VT__STREAM_MESSAGE__KIND_SHUTDOWN;
     m.shutdown = &sd;
-    int waiting = 0;
+    /* Every peer gets a Shutdown, presumed-dead ones too (a loader that was
+     * only slow must still learn that this trainer is done, or an MPI job
+     * would wait for it forever); sends that cannot go out yet are retried
+     * until the deadline. pending: 0 done, 1 Shutdown sent, 2 not yet sent. */
     char *pending = calloc((size_t)s->npeers, 1);
     if (!pending) return;
-    for (int i = 0; i < s->npeers; i++)
-        if (s->peers[i].alive && vt_wire_send(s->peers[i].sock, &m, ZMQ_DONTWAIT) >= 0) {
-            pending[i] = 1;
-            waiting++;
-        }
+    int waiting = s->npeers;
+    for (int i = 0; i < s->npeers; i++) pending[i] = 2;
     uint64_t deadline = vt_wire_now_ns() + 2000 * MS;
     while (waiting > 0 && vt_wire_now_ns() < deadline) {
-        if (zmq_poll(s->items, s->npeers, 50) < 0 && zmq_errno() != EINTR) break;
+        for (int i = 0; i < s->npeers; i++)
+            if (pending[i] == 2 && vt_wire_send(s->peers[i].sock, &m, ZMQ_DONTWAIT) >= 0) pending[i] = 1;
+        if (zmq_poll(s->items, s->npeers, 20) < 0 && zmq_errno() != EINTR) break;
         for (int i = 0; i < s->npeers; i++) {
             if (!(s->items[i].revents & ZMQ_POLLIN)) continue;
             for (;;) {
@@ -108,14 +110,23 @@ static void shutdown_loaders(vt_stream *s) {
                 Vt__StreamMessage *r = vt_wire_unpack(&f);
                 zmq_msg_close(&f);
                 vt_wire_drain(s->peers[i].sock);
-                if (r && r->kind_case == VT__STREAM_MESSAGE__KIND_SHUTDOWN && pending[i]) {
+                if (r && r->kind_case == VT__STREAM_MESSAGE__KIND_SHUTDOWN && pending[i] == 1) {
                     pending[i] = 0;
                     waiting--;
                 }
                 if (r) vt__stream_message__free_unpacked(r, NULL);
             }
         }
+        /* A loader presumed dead whose connection is gone (the send keeps
+         * failing under ZMQ_IMMEDIATE) will never acknowledge: stop
+         * waiting once only such loaders are left. */
+        int hope = 0;
+        for (int i = 0; i < s->npeers; i++) hope |= pending[i] == 1 || (pending[i] == 2 && s->peers[i].alive);
+        if (!hope) break;
     }
+    if (waiting)
+        for (int i = 0; i < s->npeers; i++)
+            if (pending[i]) vt_debug("stream: loader %s did not acknowledge Shutdown", s->peers[i].endpoint);
     free(pending);
 }
 
