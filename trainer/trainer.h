@@ -4,6 +4,7 @@
 #define VT_TRAINER_H
 
 #include "trainer/checkpoint.h"
+#include "trainer/cmaes.h"
 #include "trainer/dist.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
@@ -14,5 +15,6 @@
 #include "trainer/signals.h"
 #include "trainer/tensorboard.h"
 #include "trainer/train.h"
+#include "trainer/zeroth_order.h"
 
 #endif
