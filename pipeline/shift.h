@@ -89,6 +89,18 @@ vt_status vt_shift_apply_image(const vt_shift *shift, int severity, uint64_t see
 vt_status vt_shift_apply_text(const vt_shift *shift, int severity, uint64_t seed, vt_shift_env *env,
                               const char *text, char **out, vt_error *err);
 
+/* Shifts one evaluation item in place, in the shape of vt_dataset_shift_fn
+ * (pipeline/dataset.h): ctx is a vt_shift_hook_ctx; the image (rgb, w*h*3,
+ * skipped when NULL) is shifted in place and *question (malloc'd; skipped
+ * when question or *question is NULL) is replaced by a new malloc'd string,
+ * both seeded by vt_shift_seed(index, shift, severity). */
+typedef struct vt_shift_hook_ctx {
+    const vt_shift *shift;
+    int severity;
+    vt_shift_env *env; /* may be NULL unless the shift needs WordNet */
+} vt_shift_hook_ctx;
+vt_status vt_shift_hook(void *ctx, uint64_t index, uint8_t *rgb, int w, int h, char **question, vt_error *err);
+
 /* `vistune shift` (pipeline/shift_cmd.c): --list, one shift on an image or
  * instruction, or a contact sheet. Returns the process exit status. */
 int vt_cmd_shift(int argc, char **argv);

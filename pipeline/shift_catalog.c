@@ -204,3 +204,23 @@ vt_status vt_shift_apply_text(const vt_shift *shift, int severity, uint64_t seed
     if (st != VT_OK) vt_error_prefix(err, "shift %s severity %d: ", shift->name, severity);
     return st;
 }
+
+vt_status vt_shift_hook(void *ctx, uint64_t index, uint8_t *rgb, int w, int h, char **question, vt_error *err) {
+    const vt_shift_hook_ctx *c = ctx;
+    if (!c || !c->shift) return vt_fail(err, VT_ERR_ARG, "shift hook: no shift in the context");
+    uint64_t seed = vt_shift_seed(index, c->shift, c->severity);
+    vt_status st = VT_OK;
+    if (rgb && c->shift->image) st = vt_shift_apply_image(c->shift, c->severity, seed, rgb, w, h, rgb, err);
+    if (st == VT_OK && question && *question && c->shift->text) {
+        char *out;
+        st = vt_shift_apply_text(c->shift, c->severity, seed, c->env, *question, &out, err);
+        if (st == VT_OK) {
+            free(*question);
+            *question = out;
+        }
+    } else if (st == VT_OK) {
+        st = check_severity(c->shift, c->severity, err);
+    }
+    if (st != VT_OK) vt_error_prefix(err, "item %llu: ", (unsigned long long)index);
+    return st;
+}

@@ -193,6 +193,30 @@ static void test_options_keep_their_text(void **state) {
     }
 }
 
+/* The evaluation hook shifts image and question of one item like the two
+ * apply calls with vt_shift_seed(index, ...) would. */
+static void test_hook(void **state) {
+    (void)state;
+    const vt_shift *s;
+    vt_error err;
+    assert_int_equal(vt_shift_find("joint_noise_keyboard", &s, &err), VT_OK);
+    vt_shift_hook_ctx ctx = {s, 4, env};
+    enum { HW = 16, HN = HW * HW * 3 };
+    uint8_t img[HN], want[HN];
+    for (int i = 0; i < HN; i++) img[i] = (uint8_t)(i * 7);
+    uint64_t seed = vt_shift_seed(99, s, 4);
+    assert_int_equal(vt_shift_apply_image(s, 4, seed, img, HW, HW, want, &err), VT_OK);
+    char *q = strdup(BATCH[0].text), *wantq;
+    assert_int_equal(vt_shift_apply_text(s, 4, seed, env, q, &wantq, &err), VT_OK);
+    assert_int_equal(vt_shift_hook(&ctx, 99, img, HW, HW, &q, &err), VT_OK);
+    assert_memory_equal(img, want, HN);
+    assert_string_equal(q, wantq);
+    free(q), free(wantq);
+    ctx.severity = 7;
+    assert_int_equal(vt_shift_hook(&ctx, 5, NULL, 0, 0, NULL, &err), VT_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "item 5"));
+}
+
 /* An image-only shift returns the text unchanged. */
 static void test_image_shift_copies_text(void **state) {
     (void)state;
@@ -319,7 +343,7 @@ static void test_text_bad_inputs(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_text_shift),   cmocka_unit_test(test_protected_tokens),
-        cmocka_unit_test(test_options_keep_their_text),
+        cmocka_unit_test(test_options_keep_their_text), cmocka_unit_test(test_hook),
         cmocka_unit_test(test_image_shift_copies_text), cmocka_unit_test(test_wordnet_lookup),
         cmocka_unit_test(test_wordnet_bad_inputs), cmocka_unit_test(test_text_bad_inputs),
     };
