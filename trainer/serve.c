@@ -21,7 +21,8 @@ struct vt_serve {
     char endpoint[256];
     char (*clients)[41]; /* allowed client public keys (z85) */
     int nclients;
-    vt_batch batch;      /* (max_batch, max_seq) host staging */
+    vt_batch batch;      /* (max_batch, max_seq) host staging; re-viewed per request */
+    void *slab;          /* its memory (re-viewing drops the batch's ownership) */
     float *saved;        /* original embedding rows of the request's ids */
     float *row;          /* one logits row on the host */
     uint64_t queries, requests, rejected, auth_denied;
@@ -90,6 +91,8 @@ vt_status vt_serve_open(vt_serve **out, vt_model *model, const vt_serve_options 
     vt_batch_shape shape = {.batch = (uint32_t)opt->max_batch, .channels = 3, .height = (uint32_t)mc->image_size,
                             .width = (uint32_t)mc->image_size, .seq_len = (uint32_t)opt->max_seq};
     if ((st = vt_batch_alloc(&s->batch, &shape, err))) goto fail;
+    s->slab = s->batch.slab;
+    s->batch.owns_slab = 0;
     s->saved = malloc((size_t)opt->max_ctx * mc->hidden * sizeof(float));
     s->row = malloc((size_t)mc->vocab * sizeof(float));
     if (!s->saved || !s->row) {
@@ -170,7 +173,7 @@ void vt_serve_close(vt_serve *s) {
     if (s->sock) zmq_close(s->sock);
     if (s->zap) zmq_close(s->zap);
     if (s->zctx) zmq_ctx_term(s->zctx);
-    vt_batch_free(&s->batch);
+    free(s->slab);
     free(s->saved);
     free(s->row);
     free(s->clients);
@@ -284,7 +287,7 @@ static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint
     vt_batch_shape shape = {.batch = (uint32_t)B, .channels = q->n_pixels ? 3 : 0,
                             .height = (uint32_t)m->cfg.image_size, .width = (uint32_t)m->cfg.image_size,
                             .seq_len = (uint32_t)T};
-    vt_batch_view(bt, &shape, bt->slab);
+    vt_batch_view(bt, &shape, s->slab);
     memcpy(bt->tokens, q->tokens, B * T * sizeof(int32_t));
     memcpy(bt->targets, q->targets, B * T * sizeof(int32_t));
     for (size_t b = 0; b < B; b++) bt->lengths[b] = q->n_lengths ? q->lengths[b] : (int32_t)T;

@@ -3,6 +3,7 @@
 #ifndef VT_TRAINER_H
 #define VT_TRAINER_H
 
+#include "trainer/bbtune.h"
 #include "trainer/checkpoint.h"
 #include "trainer/cmaes.h"
 #include "trainer/dist.h"

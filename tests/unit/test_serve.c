@@ -273,10 +273,18 @@ static void test_bad_requests_get_errors_and_service_goes_on(void **state) {
     vt_serve_query q = d.q;
     q.hidden = d.q.hidden - 1;
     expect_error(c, &q, VT_ERR_FORMAT, "context has");
+    static int32_t zeros5[5 * T];
+    static float ctx9[9 * NCTX * 64];
     q = d.q;
-    q.batch = 5;
+    q.batch = 5; /* arrays sized for it: only the limit is wrong */
+    q.tokens = q.targets = zeros5;
+    q.loss_mask = NULL;
+    q.lengths = NULL;
+    q.pixels = NULL;
     expect_error(c, &q, VT_ERR_RANGE, "batch 5 outside");
     q = d.q;
+    assert_true(d.q.hidden <= 64);
+    q.ctx = ctx9;
     q.n_sets = 9;
     expect_error(c, &q, VT_ERR_RANGE, "n_sets 9 outside");
     q = d.q;
