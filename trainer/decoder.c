@@ -62,6 +62,11 @@ vt_status vt_decoder_forward(vt_model *m, bool with_loss, vt_error *err) {
         VT_OPS(m, err, vt_swiglu_forward(ctx, x->h, x->gate, x->up, (size_t)BT * I));
         VT_OPS(m, err, vt_linear_forward(ctx, a->tmp, x->h, w->down_w, NULL, BT, I, D));
         VT_OPS(m, err, vt_residual_forward(ctx, x->out, x->mid, a->tmp, (size_t)BT * D));
+        if (m->hook.forward && m->hook.layer == l) {
+            /* In place is safe: block l's backward never reads its own output. */
+            vt_status st = m->hook.forward(m->hook.arg, m, a->batch, x->out, err);
+            if (st) return st;
+        }
     }
     const float *last = layer_input(a, c->layers);
     VT_OPS(m, err, vt_rmsnorm_forward(ctx, a->lnf, a->lnf_rstd, last, m->w.norm_w, BT, D, c->rms_eps));
@@ -95,6 +100,10 @@ vt_status vt_decoder_backward(vt_model *m, float dloss_scale, vt_error *err) {
         const vt_llama_layer *w = &m->w.ll[l], *g = &m->g.ll[l];
         vt_llama_acts *x = &a->ll[l];
         const float *in = layer_input(a, l);
+        if (m->hook.backward && m->hook.layer == l) {
+            vt_status st = m->hook.backward(m->hook.arg, m, a->d_res, err);
+            if (st) return st;
+        }
         /* MLP: d_res is the gradient of the block output and, through the
          * residual, of `mid`; the norm backward adds the MLP path to it. */
         VT_OPS(m, err, vt_ctx_memset_zero(ctx, a->d_h, nI));

@@ -567,7 +567,10 @@ vt_status vt_model_forward(vt_model *m, const vt_batch *bt, vt_forward_mode mode
     if (m->acts->has_images) {
         if ((st = vt_vision_forward(m, err)) || (st = vt_projector_forward(m, err))) return st;
     }
-    if ((st = vt_decoder_forward(m, with_loss, err))) return st;
+    m->acts->batch = bt;
+    st = vt_decoder_forward(m, with_loss, err);
+    m->acts->batch = NULL;
+    if (st) return st;
     m->have_targets = with_loss;
     if (loss) *loss = with_loss ? m->loss : 0.0f;
     return VT_OK;

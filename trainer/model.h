@@ -130,6 +130,21 @@ typedef struct vt_param_info {
 
 typedef struct vt_model_acts vt_model_acts; /* activation views (private) */
 
+/* A tuning method acting inside the decoder (e.g. Vittle's bottleneck).
+ * After decoder block `layer` runs, forward may rewrite that block's output
+ * h [B*T, D] (ctx memory) in place; the rest of the decoder sees the result.
+ * `batch` is the batch vt_model_forward was given (host memory; tokens,
+ * lengths, loss_mask say which row is what). In backward, dh holds dL/dh' on
+ * entry and must hold dL/dh on return. Installed by setting vt_model.hook;
+ * forward NULL = no hook (the default). */
+typedef struct vt_model vt_model;
+typedef struct vt_decoder_hook {
+    int layer;
+    vt_status (*forward)(void *arg, vt_model *m, const vt_batch *batch, float *h, vt_error *err);
+    vt_status (*backward)(void *arg, vt_model *m, float *dh, vt_error *err);
+    void *arg;
+} vt_decoder_hook;
+
 typedef struct vt_model {
     vt_model_config cfg;
     vt_ctx *ctx; /* borrowed */
@@ -151,6 +166,7 @@ typedef struct vt_model {
     float loss;               /* mean CE over masked positions */
     int loss_count;           /* masked positions counted */
     bool have_targets;        /* last forward computed the loss */
+    vt_decoder_hook hook;     /* zeroed = none */
 } vt_model;
 
 /* Builds the parameter table, allocates params (and grads/m/v for trainable

@@ -45,6 +45,7 @@ struct vt_model_acts {
     float *dv_res, *dv_ln, *dv_q, *dv_k, *dv_v, *dv_atty, *dv_fc1, *dv_act, *dv_emb, *dv_patch;
     /* host side of the current batch */
     int cur_B, cur_T;
+    const vt_batch *batch; /* the batch of the running forward (for the decoder hook) */
     bool has_images;     /* some sequence has image tokens */
     bool lengths_valid;  /* the batch gave lengths (else every sequence is T long) */
     int32_t *h_img_pos;  /* [B*N] flat position b*T+t of the i-th image token of b, -1 = none */

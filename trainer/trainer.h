@@ -4,6 +4,7 @@
 #define VT_TRAINER_H
 
 #include "trainer/bbtune.h"
+#include "trainer/bottleneck.h"
 #include "trainer/checkpoint.h"
 #include "trainer/cmaes.h"
 #include "trainer/dist.h"
@@ -16,6 +17,7 @@
 #include "trainer/signals.h"
 #include "trainer/tensorboard.h"
 #include "trainer/train.h"
+#include "trainer/vittle.h"
 #include "trainer/zeroth_order.h"
 
 #endif

@@ -1,0 +1,79 @@
+/* Glue between the Vittle bottleneck and the model's decoder hook: token
+ * roles from the batch, seeded training noise, alpha and KL weight per step. */
+#include "trainer/vittle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role) {
+    int B = (int)b->shape.batch, T = (int)b->shape.seq_len;
+    for (int i = 0; i < B; i++) {
+        int len = b->lengths ? b->lengths[i] : T;
+        for (int t = 0; t < T; t++) {
+            size_t k = (size_t)i * T + t;
+            if (t >= len) role[k] = VT_BN_PASS;
+            else if (b->tokens[k] == image_token) role[k] = VT_BN_VISUAL;
+            else if (t > 0 && b->loss_mask && b->loss_mask[k - 1]) role[k] = VT_BN_TEXT;
+            else role[k] = VT_BN_TEXT_KL;
+        }
+    }
+}
+
+static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *h, vt_error *err) {
+    vt_vittle *v = arg;
+    size_t N = (size_t)b->shape.batch * b->shape.seq_len, D = (size_t)m->cfg.hidden;
+    if (N > v->cap) {
+        free(v->role);
+        free(v->eps);
+        v->role = malloc(N);
+        v->eps = malloc(N * D * sizeof(float));
+        v->cap = (v->role && v->eps) ? N : 0;
+        if (!v->cap) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu rows", N);
+    }
+    vt_vittle_roles(b, m->cfg.image_token_index, v->role);
+    if (v->train) vt_bottleneck_noise(v->eps, N * D, v->noise_key);
+    return vt_bottleneck_forward(v->bn, h, v->role, (int)N, v->alpha, v->train ? v->eps : NULL, err);
+}
+
+static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err) {
+    (void)m;
+    vt_vittle *v = arg;
+    return vt_bottleneck_backward(v->bn, dh, v->kl_scale, err);
+}
+
+vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_config *cfg,
+                           uint64_t seed, vt_error *err) {
+    *out = NULL;
+    if (m->hook.forward) return vt_fail(err, VT_ERR_STATE, "vittle: the model already has a decoder hook");
+    vt_bottleneck_config c = *cfg;
+    vt_status st = vt_bottleneck_config_resolve(&c, m->cfg.hidden, m->cfg.layers, err);
+    if (st) return st;
+    vt_vittle *v = calloc(1, sizeof *v);
+    if (!v) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
+    if ((st = vt_bottleneck_create(&v->bn, m->ctx, &c, seed, err))) {
+        free(v);
+        return st;
+    }
+    v->m = m;
+    v->alpha = c.alpha_end;
+    v->kl_scale = 1.0f;
+    m->hook = (vt_decoder_hook){.layer = c.layer, .forward = hook_forward, .backward = hook_backward, .arg = v};
+    *out = v;
+    return VT_OK;
+}
+
+void vt_vittle_free(vt_vittle *v) {
+    if (!v) return;
+    if (v->m && v->m->hook.arg == v) memset(&v->m->hook, 0, sizeof v->m->hook);
+    vt_bottleneck_free(v->bn);
+    free(v->role);
+    free(v->eps);
+    free(v);
+}
+
+void vt_vittle_set(vt_vittle *v, bool train, float alpha, uint64_t noise_key, float kl_scale) {
+    v->train = train;
+    v->alpha = alpha;
+    v->noise_key = noise_key;
+    v->kl_scale = kl_scale;
+}

@@ -1,0 +1,40 @@
+/* Vittle inside the LLaVA model: attaches a vt_bottleneck to the model's
+ * decoder hook (trainer/model.h) and derives each token's role from the batch:
+ * image tokens are the TRUE image span (tokens == image_token_index, not the
+ * reference code's positional split), padding (t >= length) passes through,
+ * answer tokens (token t is supervised, i.e. loss_mask[t-1] = 1) are mixed
+ * but not counted in KL_t, every other text token counts in KL_t. */
+#ifndef VT_TRAINER_VITTLE_H
+#define VT_TRAINER_VITTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "trainer/bottleneck.h"
+#include "trainer/model.h"
+
+typedef struct vt_vittle {
+    vt_bottleneck *bn;
+    vt_model *m;          /* borrowed; its hook points here while attached */
+    bool train;           /* next forwards sample z = mu + sigma eps */
+    float alpha;          /* mixing weight of the next forwards */
+    uint64_t noise_key;   /* eps of a forward = vt_bottleneck_noise(key) over [B*T, D] */
+    float kl_scale;       /* gradient weight of bn->loss in the next backward */
+    uint8_t *role;        /* [B*T] scratch */
+    float *eps;           /* [B*T*D] scratch */
+    size_t cap;
+} vt_vittle;
+
+/* Resolves cfg against the model's decoder (hidden size, default layer),
+ * creates the bottleneck (weights from seed) and installs the hook. Starts in
+ * inference mode with alpha = alpha_end. VT_ERR_STATE if m already has a hook. */
+vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_config *cfg,
+                           uint64_t seed, vt_error *err);
+/* Removes the hook and frees everything. NULL is fine. */
+void vt_vittle_free(vt_vittle *v);
+/* Settings for the next forward/backward. */
+void vt_vittle_set(vt_vittle *v, bool train, float alpha, uint64_t noise_key, float kl_scale);
+/* role [B*T] for a batch (roles as in trainer/bottleneck.h). */
+void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role);
+
+#endif
