@@ -66,7 +66,11 @@ static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, 
     if (!st) st = vt_model_create(&m, ctx, &mc, 0, &err);
     if (!st) st = vt_model_import_hf(m, ckpt, &err);
     if (!st) {
+        vt_serve_options given = *o; /* the defaults depend on the model; keep what the flags set */
         vt_serve_options_default(o, &mc);
+        o->endpoint = given.endpoint;
+        o->curve_secret_file = given.curve_secret_file;
+        o->curve_clients_file = given.curve_clients_file;
         if (lim[0]) o->max_batch = (int)lim[0];
         if (lim[1]) o->max_seq = (int)lim[1];
         if (lim[2]) o->max_sets = (int)lim[2];
@@ -90,7 +94,8 @@ static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, 
     vt_model_free(m);
     vt_ctx_destroy(ctx);
     if (st) {
-        fprintf(stderr, "vistune serve: %s\n", err.msg);
+        const char *msg = strncmp(err.msg, "serve: ", 7) ? err.msg : err.msg + 7; /* no "serve: serve:" */
+        fprintf(stderr, "vistune serve: %s\n", msg);
         return 1;
     }
     return 0;
