@@ -125,6 +125,13 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
  * return (in place). kl_scale multiplies the gradient of bn->loss (1 when the
  * total is CE + loss; 0 to skip the KL). ADDS into bn->grads. */
 vt_status vt_bottleneck_backward(vt_bottleneck *bn, float *dh, float kl_scale, vt_error *err);
+/* Writes the parameters to path as safetensors (F32, names as in
+ * bn->tensors, metadata vistune_method=vittle), atomically. */
+vt_status vt_bottleneck_save(const vt_bottleneck *bn, const char *path, vt_error *err);
+/* Loads parameters saved by vt_bottleneck_save. Every tensor must be present
+ * with the exact shape and every file tensor known (a learnable-prior file
+ * into a fixed-prior layer is an error): VT_ERR_FORMAT naming the tensor. */
+vt_status vt_bottleneck_load(vt_bottleneck *bn, const char *path, vt_error *err);
 /* Zeroes bn->grads. */
 void vt_bottleneck_zero_grad(vt_bottleneck *bn);
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -111,11 +113,51 @@ static void test_forward_semantics(void **state) {
     vt_ctx_destroy(ctx);
 }
 
+/* vittle.safetensors round trip, and a file of another layout refused. */
+static void test_save_load(void **state) {
+    (void)state;
+    vt_ctx *ctx = NULL;
+    vt_error err = {0};
+    assert_int_equal(vt_ctx_create(&ctx, NULL, &err), VT_OK);
+    const char *tmp = getenv("VT_TEST_TMP");
+    char path[512];
+    snprintf(path, sizeof path, "%s/vittle.safetensors", tmp ? tmp : "/tmp");
+    vt_bottleneck_config c;
+    vt_bottleneck_config_default(&c);
+    c.learnable_prior = true;
+    assert_int_equal(vt_bottleneck_config_resolve(&c, 8, 4, &err), VT_OK);
+    vt_bottleneck *a = NULL, *b = NULL, *fixed = NULL, *wide = NULL;
+    assert_int_equal(vt_bottleneck_create(&a, ctx, &c, 1, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_create(&b, ctx, &c, 2, &err), VT_OK);
+    for (size_t i = 0; i < a->num_params; i++) a->params[i] += 0.001f * (float)i;
+    assert_int_equal(vt_bottleneck_save(a, path, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_load(b, path, &err), VT_OK);
+    assert_memory_equal(a->params, b->params, a->num_params * sizeof(float));
+    c.learnable_prior = false;
+    assert_int_equal(vt_bottleneck_create(&fixed, ctx, &c, 1, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_load(fixed, path, &err), VT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "vittle.prior_v.mean"));
+    c.learnable_prior = true;
+    assert_int_equal(vt_bottleneck_config_resolve(&c, 16, 4, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_create(&wide, ctx, &c, 1, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_load(wide, path, &err), VT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "vittle.head_v.fc1.weight"));
+    assert_int_equal(vt_bottleneck_save(fixed, path, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_load(a, path, &err), VT_ERR_FORMAT); /* prior missing */
+    assert_non_null(strstr(err.msg, "missing"));
+    vt_bottleneck_free(a);
+    vt_bottleneck_free(b);
+    vt_bottleneck_free(fixed);
+    vt_bottleneck_free(wide);
+    vt_ctx_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alpha_and_layer),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_forward_semantics),
+        cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
