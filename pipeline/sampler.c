@@ -5,6 +5,7 @@
 #include "pipeline/sampler.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/rng.h"
 
@@ -12,6 +13,7 @@ vt_status vt_sampler_init(vt_sampler *s, const vt_sampler_config *cfg, vt_error 
     s->perm = NULL;
     s->cached_epoch = UINT64_MAX;
     s->steps_per_epoch = 0;
+    s->indices = NULL;
     if (cfg->num_samples == 0) return vt_fail(err, VT_ERR_ARG, "sampler: dataset is empty (0 samples)");
     if (cfg->global_batch == 0) return vt_fail(err, VT_ERR_ARG, "sampler: global batch size must be > 0");
     if (cfg->remainder != VT_REMAINDER_DROP && cfg->remainder != VT_REMAINDER_WRAP)
@@ -25,6 +27,14 @@ vt_status vt_sampler_init(vt_sampler *s, const vt_sampler_config *cfg, vt_error 
         return vt_fail(err, VT_ERR_RANGE, "sampler: %llu samples do not fit in memory",
                        (unsigned long long)cfg->num_samples);
     s->cfg = *cfg;
+    s->cfg.indices = NULL;
+    if (cfg->indices) {
+        s->indices = malloc(cfg->num_samples * sizeof *s->indices);
+        if (!s->indices)
+            return vt_fail(err, VT_ERR_NOMEM, "sampler: cannot allocate the list of %llu indices",
+                           (unsigned long long)cfg->num_samples);
+        memcpy(s->indices, cfg->indices, cfg->num_samples * sizeof *s->indices);
+    }
     uint64_t n = cfg->num_samples, g = cfg->global_batch;
     s->steps_per_epoch = cfg->remainder == VT_REMAINDER_DROP ? n / g : (n + g - 1) / g;
     return VT_OK;
@@ -33,6 +43,8 @@ vt_status vt_sampler_init(vt_sampler *s, const vt_sampler_config *cfg, vt_error 
 void vt_sampler_free(vt_sampler *s) {
     free(s->perm);
     s->perm = NULL;
+    free(s->indices);
+    s->indices = NULL;
     s->cached_epoch = UINT64_MAX;
 }
 
@@ -97,7 +109,10 @@ vt_status vt_sampler_slice(vt_sampler *s, uint64_t epoch, uint64_t step, uint32_
     uint64_t n = s->cfg.num_samples;
     uint64_t start = step * s->cfg.global_batch + (uint64_t)rank * (s->cfg.global_batch / ranks) +
                      (uint64_t)micro * b;
-    for (uint32_t j = 0; j < b; j++) out[j] = s->perm[(start + j) % n];
+    for (uint32_t j = 0; j < b; j++) {
+        uint64_t p = s->perm[(start + j) % n];
+        out[j] = s->indices ? s->indices[p] : p;
+    }
     return VT_OK;
 }
 

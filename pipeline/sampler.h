@@ -22,6 +22,12 @@
  * Either way every trainer rank gets exactly steps_per_epoch * M batches of
  * equal size, so collectives never hang on an uneven last batch.
  *
+ * Index list: with cfg.indices set, N is the length of that list and the
+ * permutation runs over list positions; slices hand out indices[perm[p]].
+ * Training uses it to draw from the train split only (the list of training
+ * indices in store order, built identically on every rank), so the contract
+ * above holds unchanged over that list.
+ *
  * Not thread-safe: a vt_sampler caches one epoch's permutation (8N bytes). */
 #ifndef VT_SAMPLER_H
 #define VT_SAMPLER_H
@@ -46,6 +52,7 @@ typedef struct vt_sampler_config {
     uint64_t seed;
     uint32_t global_batch; /* G > 0 */
     vt_remainder remainder;
+    const uint64_t *indices; /* NULL: samples 0..N-1; else N dataset indices (copied at init) */
 } vt_sampler_config;
 
 typedef struct vt_sampler {
@@ -53,6 +60,7 @@ typedef struct vt_sampler {
     uint64_t steps_per_epoch;
     uint64_t *perm;        /* cached permutation of cached_epoch */
     uint64_t cached_epoch; /* UINT64_MAX when none */
+    uint64_t *indices;     /* copy of cfg.indices, NULL for 0..N-1 */
 } vt_sampler;
 
 /* Validates cfg (N > 0, G > 0, and in DROP mode G <= N so an epoch has at

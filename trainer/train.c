@@ -25,6 +25,7 @@
 #include "pipeline/synthetic.h"
 #include "trainer/checkpoint.h"
 #include "trainer/dist.h"
+#include "trainer/heldout.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
 #include "trainer/model.h"
@@ -44,6 +45,8 @@ typedef struct train_config {
     double lr, min_lr, weight_decay, beta1, beta2, eps, max_grad_norm;
     /* checkpoint */
     int64_t ckpt_every, keep_last, pin_every;
+    /* validation */
+    int64_t val_every, val_items, val_max_new;
     /* metrics */
     int64_t log_every;
     bool tensorboard;
@@ -73,6 +76,9 @@ static void train_config_defaults(train_config *t) {
     t->eps = 1e-8;
     t->max_grad_norm = 1.0;
     t->ckpt_every = 50;
+    t->val_every = -1; /* -1 = at the last step only, 0 = never */
+    t->val_items = 256;
+    t->val_max_new = 16;
     t->keep_last = 2;
     t->pin_every = 0;
     t->log_every = 10;
@@ -107,6 +113,9 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_double(c, "train.beta2", &t->beta2, err));
     TRY(vt_config_double(c, "train.eps", &t->eps, err));
     TRY(vt_config_double(c, "train.max_grad_norm", &t->max_grad_norm, err));
+    TRY(vt_config_int_range(c, "train.val_every", -1, INT64_C(1) << 40, &t->val_every, err));
+    TRY(vt_config_int_range(c, "train.val_items", 0, INT64_C(1) << 40, &t->val_items, err));
+    TRY(vt_config_int_range(c, "train.val_max_new_tokens", 1, 4096, &t->val_max_new, err));
     TRY(vt_config_int_range(c, "checkpoint.every", 1, INT64_C(1) << 40, &t->ckpt_every, err));
     TRY(vt_config_int_range(c, "checkpoint.keep_last", 1, 1 << 20, &t->keep_last, err));
     TRY(vt_config_int_range(c, "checkpoint.pin_every", 0, INT64_C(1) << 40, &t->pin_every, err));
@@ -151,6 +160,12 @@ typedef struct run {
     vt_dataset_config dcfg;
     vt_dataset *dataset;
     vt_batch_source source;
+    vt_heldout_split split; /* train / val sample lists (store source) */
+    vt_dataset *val_data;   /* a second handle, no augmentation (rank 0) */
+    vt_batch val_batch;
+    size_t val_n;           /* held-out items validated */
+    vt_val_result last_val;
+    bool have_val;
     vt_stream *stream;
     vt_batch *batches; /* micro_count micro-batches of one step */
     vt_grad_sync *sync;
@@ -329,7 +344,18 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
                            "(need vocab >= %d, image token %d)",
                            vt_config_name(r->cfg), r->mc.vocab, r->mc.image_token_index, dv, it);
         if ((st = vt_model_config_validate(&r->mc, err))) return st;
-        t->num_samples = (int64_t)vt_dataset_count(r->dataset);
+        /* Train on the train split only; the permutation runs over this
+         * list, built in index order identically on every rank. */
+        if ((st = vt_heldout_split_build(r->dataset, &r->split, err))) return st;
+        if (r->split.n_train == 0)
+            return vt_fail(err, VT_ERR_ARG, "%s: data.store %s: no sample in the train split",
+                           vt_config_name(r->cfg), r->dcfg.store);
+        t->num_samples = (int64_t)r->split.n_train;
+        r->val_n = t->val_every == 0 ? 0
+                   : r->split.n_val < (size_t)t->val_items ? r->split.n_val
+                                                           : (size_t)t->val_items;
+        if (r->rank == 0 && t->val_every != 0 && r->val_n == 0)
+            vt_info("validation: the store has no val split (or train.val_items is 0): no held-out validation");
     } else {
         vt_config_mark_used(r->cfg, "data.store");
         if ((st = vt_config_check_unused(r->cfg, err))) return st;
@@ -353,7 +379,8 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     r->micro_size = (uint32_t)mb;
 
     vt_sampler_config sc = {.num_samples = (uint64_t)t->num_samples, .seed = (uint64_t)t->seed,
-                            .global_batch = (uint32_t)t->global_batch, .remainder = VT_REMAINDER_DROP};
+                            .global_batch = (uint32_t)t->global_batch, .remainder = VT_REMAINDER_DROP,
+                            .indices = r->dataset ? r->split.train : NULL};
     if ((st = vt_sampler_init(&r->sampler, &sc, err))) return st;
     r->sched.peak = t->lr;
     r->sched.floor = t->min_lr;
@@ -424,6 +451,33 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if (r->model->num_trainable &&
         (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, (size_t)1 << 20, &r->sync, err)))
         return st;
+    if (r->rank == 0 && r->val_n) {
+        if (t->seq_len <= t->val_max_new)
+            return vt_fail(err, VT_ERR_ARG, "%s: data.seq_len %lld leaves no room for train.val_max_new_tokens %lld",
+                           vt_config_name(r->cfg), (long long)t->seq_len, (long long)t->val_max_new);
+        vt_dataset_config vc = r->dcfg;
+        vc.jitter = 0;
+        if ((st = vt_dataset_open(&vc, &r->val_data, err))) return st;
+        if ((st = vt_batch_alloc(&r->val_batch, &bs, err))) return st;
+        /* Every held-out prompt must leave room for the answer: find out now,
+         * not after hours of training (rows only, no model work). */
+        vt_eval_row *rows = calloc(r->micro_size, sizeof *rows);
+        if (!rows) return vt_fail(err, VT_ERR_NOMEM, "train: out of memory");
+        for (size_t at = 0; !st && at < r->val_n; at += r->micro_size) {
+            uint32_t k = (uint32_t)(r->val_n - at < r->micro_size ? r->val_n - at : r->micro_size);
+            r->val_batch.shape.batch = k;
+            memcpy(r->val_batch.sample_indices, r->split.val + at, k * sizeof *r->split.val);
+            st = vt_dataset_fill_prompts(r->val_data, &r->val_batch, (int)t->val_max_new, NULL, NULL, rows, err);
+            for (uint32_t i = 0; i < k; i++) vt_eval_row_free(&rows[i]);
+        }
+        free(rows);
+        r->val_batch.shape.batch = r->micro_size;
+        if (st) {
+            vt_error_prefix(err, "%s: validation prompts need data.seq_len > prompt + train.val_max_new_tokens %lld: ",
+                            vt_config_name(r->cfg), (long long)t->val_max_new);
+            return VT_ERR_ARG;
+        }
+    }
     if (r->rank == 0) {
         vt_metrics_config mcfg = {.dir = t->run_dir, .tensorboard = t->tensorboard, .log_every = (int)t->log_every,
                                   .total_steps = (uint64_t)t->steps, .first_step = r->step, .progress = t->progress};
@@ -437,6 +491,10 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
 }
 
 static void teardown(run *r) {
+    vt_val_result_free(&r->last_val);
+    vt_batch_free(&r->val_batch);
+    vt_dataset_close(r->val_data);
+    vt_heldout_split_free(&r->split);
     vt_metrics_close(r->metrics);
     vt_grad_sync_free(r->sync);
     if (r->batches)
@@ -449,6 +507,52 @@ static void teardown(run *r) {
     vt_sampler_free(&r->sampler);
     vt_dataset_close(r->dataset);
     vt_config_free(r->cfg);
+}
+
+/* Rank 0 validates on the first train.val_items held-out items; the other
+ * ranks wait at the next collective. Reads the model only. */
+static vt_status validate(run *r, vt_error *err) {
+    if (r->rank != 0) return VT_OK;
+    double t0 = now_s();
+    vt_val_result_free(&r->last_val);
+    r->have_val = false;
+    vt_status st = vt_validate(r->model, r->val_data, r->split.val, r->val_n, &r->val_batch, (int)r->tc.val_max_new,
+                               &r->last_val, err);
+    if (st) {
+        vt_error_prefix(err, "validation at step %llu: ", (unsigned long long)r->step);
+        return st;
+    }
+    r->have_val = true;
+    const vt_val_result *v = &r->last_val;
+    /* val/loss, val/acc, then val/acc/<task> per type (TensorBoard allows 64). */
+    enum { MAXN = 64 };
+    char names[MAXN][96];
+    const char *np[MAXN];
+    double vals[MAXN];
+    int n = 0;
+    snprintf(names[n], sizeof names[n], "val/loss");
+    vals[n++] = v->loss;
+    snprintf(names[n], sizeof names[n], "val/acc");
+    vals[n++] = v->accuracy;
+    for (size_t i = 0; i < v->n_types && n < MAXN; i++) {
+        snprintf(names[n], sizeof names[n], "val/acc/%s", v->types[i].task);
+        vals[n++] = v->types[i].n ? v->types[i].correct / (double)v->types[i].n : NAN;
+    }
+    for (int i = 0; i < n; i++) np[i] = names[i];
+    if (r->metrics && (st = vt_metrics_eval(r->metrics, r->step, n, np, vals, err))) return st;
+    vt_info("validation at step %llu: loss %.4f, accuracy %.1f%% on %zu held-out items (%.1fs)",
+            (unsigned long long)r->step, v->loss, 100.0 * v->accuracy, v->n_items, now_s() - t0);
+    return VT_OK;
+}
+
+static void print_val_table(const run *r) {
+    const vt_val_result *v = &r->last_val;
+    vt_info("held-out accuracy at step %llu (exact match, greedy):", (unsigned long long)r->step);
+    vt_info("  %-16s %6s %8s", "question type", "items", "accuracy");
+    for (size_t i = 0; i < v->n_types; i++)
+        vt_info("  %-16s %6zu %7.1f%%", v->types[i].task[0] ? v->types[i].task : "(none)", v->types[i].n,
+                100.0 * v->types[i].correct / (double)v->types[i].n);
+    vt_info("  %-16s %6zu %7.1f%%   loss %.4f", "all", v->n_items, 100.0 * v->accuracy, v->loss);
 }
 
 /* The loop proper; returns the exit status. */
@@ -473,6 +577,18 @@ static int train_loop(run *r, vt_error *err) {
             last_saved = r->step;
             if (r->rank == 0) vt_info("checkpoint %s", path);
         }
+        bool last = r->step == (uint64_t)r->tc.steps;
+        if (r->val_n && stop != VT_STOP_CHECKPOINT &&
+            (last || (r->tc.val_every > 0 && r->step % (uint64_t)r->tc.val_every == 0))) {
+            /* Agree on the outcome so no rank is left in the next step's collective. */
+            st = validate(r, err);
+            int bad = st != VT_OK, anybad = 0;
+            MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, r->comm);
+            if (anybad) {
+                if (!bad) vt_fail(err, VT_ERR_STATE, "validation failed on rank 0");
+                return -1;
+            }
+        }
         if (stop == VT_STOP_CHECKPOINT) {
             if (r->rank == 0) vt_warn("stop requested: checkpointed at step %llu, exiting 3", (unsigned long long)r->step);
             return VT_EXIT_CHECKPOINTED;
@@ -481,6 +597,7 @@ static int train_loop(run *r, vt_error *err) {
     (void)last_saved;
     if (r->rank == 0 && r->metrics) {
         vt_metrics_summary(r->metrics);
+        if (r->have_val) print_val_table(r);
         vt_info("done: checkpoints in %s, metrics in %s%s%s", r->ckpt_root, vt_metrics_jsonl_path(r->metrics),
                 vt_metrics_tb_path(r->metrics) ? " and " : "",
                 vt_metrics_tb_path(r->metrics) ? vt_metrics_tb_path(r->metrics) : "");
