@@ -3,9 +3,6 @@
 # srun --mpi=pmix: ranks come from MPI and match SLURM_PROCID, allreduce works.
 . "$(dirname "$0")/lib.sh"
 need_cluster
-# In sanitizer builds: OpenMPI's dlopen'd components leak at MPI_Finalize from
-# frames LeakSanitizer cannot name (so no suppression can match them).
-export LSAN_OPTIONS=${LSAN_OPTIONS:-detect_leaks=0}
 out=$VT_TEST_TMP/mpi.out
 rm -f "$out"
 sbatch --wait -J vt-mpi -n 2 -t 1 -o "$out" --wrap "srun --mpi=pmix '$VISTUNE' mpi-check --expect-ranks 2" ||
