@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checkpoint-and-requeue with real `vistune train` (2 tasks) and a 1-minute
-# limit: the batch shell traps USR1 (--signal=B:USR1@45, ~15 s into each run),
+# limit: the batch shell traps USR1 (--signal=B:USR1@55; slurmctld checks
+# every 30 s, so it comes 5-35 s into each run; training takes ~45 s),
 # forwards it to the step, both ranks agree on a checkpoint and exit 3, the
 # script requeues the job and the requeued run resumes from that checkpoint
 # (on a loaded machine it may be signalled again: each run makes progress)
@@ -11,12 +12,12 @@
 need_cluster
 cd "$VT_TEST_TMP" && rm -rf ./*
 tiny_data
-steps=${VT_REQUEUE_STEPS:-40}
+steps=${VT_REQUEUE_STEPS:-140}
 { tiny_run "$steps" 1000 8; cat <<'YAML'
 slurm:
   job_name: vt-requeue-test
   time: "1"
-  signal_seconds: 45
+  signal_seconds: 55
   trainers_per_node: 2
 YAML
 } > run.yaml
@@ -30,11 +31,7 @@ YAML
 start=$(date +%s)
 id=$("$VISTUNE" submit train run.yaml) || fail "submit"
 ref=$("$VISTUNE" submit train ref.yaml) || fail "submit reference"
-for _ in $(seq 1 2000); do
-  [ "$(job_field "$id" JobState)" = COMPLETED ] && [ "$(job_field "$id" Restarts)" -ge 1 ] && break
-  case "$(job_field "$id" JobState)" in FAILED|TIMEOUT|CANCELLED) break ;; esac
-  sleep 0.1
-done
+wait_done "$id" 240
 log=logs/vt-requeue-test-$id.out
 cat "$log"
 [ "$(job_field "$id" JobState)" = COMPLETED ] || fail "state $(job_field "$id" JobState)"

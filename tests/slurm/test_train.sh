@@ -26,3 +26,6 @@ grep -q "step exit code 0" "$log" || fail "step exit code"
 # picks: resuming a finished run trains no further step.
 ck=$(ls -d run/checkpoints/*6 2>/dev/null | head -n1)
 [ -n "$ck" ] && [ -e "$ck/COMPLETE" ] || fail "no complete final checkpoint: $(ls run/checkpoints)"
+grep -q "2 trainer rank(s)" "$log" || fail "not 2 ranks"
+"$VISTUNE" train run.yaml --resume auto > resume.txt 2>&1 || { cat resume.txt; fail "resume of the finished run"; }
+grep -q "resumed from .*ckpt-0*6\|already at step 6 of 6: nothing to do" resume.txt || fail "resume: $(cat resume.txt)"
