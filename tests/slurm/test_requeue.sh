@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checkpoint-and-requeue with real `vistune train` (2 tasks) and a 1-minute
 # limit: the batch shell traps USR1 (--signal=B:USR1@55; slurmctld checks
-# every 30 s, so it comes 5-35 s into each run; training takes ~45 s),
+# every 30 s, so it comes 5-35 s into each run; training takes ~40-60 s),
 # forwards it to the step, both ranks agree on a checkpoint and exit 3, the
 # script requeues the job and the requeued run resumes from that checkpoint
 # (on a loaded machine it may be signalled again: each run makes progress)
@@ -12,7 +12,7 @@
 need_cluster
 cd "$VT_TEST_TMP" && rm -rf ./*
 tiny_data
-steps=${VT_REQUEUE_STEPS:-140}
+steps=${VT_REQUEUE_STEPS:-200}
 { tiny_run "$steps" 1000 8; cat <<'YAML'
 slurm:
   job_name: vt-requeue-test
