@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on this machine: install dependencies, fetch data, build,
-# synthesise the built-in shapes set, ingest it into a sample store, and
-# train the tiny quickstart model under mpirun (CPU). Prints where the
-# checkpoint and metrics are. Re-running resumes (--resume auto).
+# synthesise the built-in shapes set, ingest it into a sample store, train
+# the tiny quickstart model under mpirun (CPU), then evaluate it under
+# distribution shifts through the scheduler and write the robustness report.
+# Prints where the checkpoint, metrics and report are. Re-running resumes
+# (training from its newest checkpoint, evaluation skips finished tasks).
 #   deploy/quickstart.sh [NP]      NP = MPI ranks (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +30,13 @@ mpirun -np "$NP" "$VISTUNE" train deploy/configs/quickstart.yaml --resume auto |
 echo "quickstart: train exited $rc after $(( $(date +%s) - start )) s"
 echo "quickstart: checkpoints in runs/quickstart/checkpoints ($(ls runs/quickstart/checkpoints 2>/dev/null | tail -n1))"
 echo "quickstart: metrics in runs/quickstart/metrics.jsonl and runs/quickstart/tb/ (tensorboard --logdir runs/quickstart/tb)"
-exit $rc
+[ "$rc" = 0 ] || exit $rc
+
+# Robustness evaluation of the newest checkpoint: rank 0 dispatches tasks
+# (checkpoint x shift x severity x shard) to every rank, results go to an
+# LMDB result store, and the report summarises them.
+start=$(date +%s)
+mpirun -np "$NP" "$VISTUNE" sched deploy/configs/quickstart.yaml --results runs/quickstart/results
+"$VISTUNE" report --results runs/quickstart/results --out runs/quickstart/report
+echo "quickstart: evaluation took $(( $(date +%s) - start )) s; open runs/quickstart/report/report.html"
+

@@ -109,7 +109,12 @@ int vt_cmd_report(int argc, char **argv) {
         }
     }
     printf("report: %s\n", html);
-    if (clean) printf("clean accuracy (%s): %.1f%% (n=%zu)\n", clean->benchmark, 100 * clean->accuracy, clean->n);
+    if (clean) {
+        printf("clean accuracy (%s): %.1f%% (n=%zu)", clean->benchmark, 100 * clean->accuracy, clean->n);
+        for (size_t k = 0; k < clean->ntypes; k++)
+            printf("%s %s %.0f%%", k ? "," : ";", clean->type_names[k], 100 * clean->type_accuracy[k]);
+        printf("\n");
+    }
     if (worst_cell)
         printf("worst cell: %s severity %d: %.1f%%\n", worst_cell->shift, worst_cell->severity, 100 * worst);
     if (!isnan(r.mce)) printf("mCE %.1f%%, relative mCE %.1f%%\n", 100 * r.mce, 100 * r.rel_mce);

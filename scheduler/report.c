@@ -18,6 +18,7 @@ const char *const vt_report_modalities[3] = {"visual", "text", "joint"};
 typedef struct {
     uint64_t index;
     float score;
+    char *type; /* question type of the item */
 } item;
 
 typedef struct {
@@ -43,6 +44,7 @@ static void run_free(run *r) {
         free(c->shift);
         free(c->family);
         free(c->modality);
+        for (size_t k = 0; k < c->n; k++) free(c->items[k].type);
         free(c->items);
     }
     free(r->cells);
@@ -96,7 +98,9 @@ static vt_status add_result(const Vt__EvalResult *res, void *ctx, vt_error *err)
         if (!(s >= 0.0f && s <= 1.0f))
             return vt_fail(err, VT_ERR_FORMAT, "%s: task '%s' item %llu: score %g is outside [0, 1]",
                            r->path, t->task_id, (unsigned long long)res->items[i]->index, (double)s);
-        c->items[c->n++] = (item){res->items[i]->index, s};
+        char *type = strdup(res->items[i]->task ? res->items[i]->task : "");
+        if (!type) return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", r->path);
+        c->items[c->n++] = (item){res->items[i]->index, s, type};
     }
     return VT_OK;
 }
@@ -283,8 +287,46 @@ static vt_status compare_previous(const vt_report_options *o, const run_cell *no
     return VT_OK;
 }
 
+/* Mean score per question type, types in name order. */
+static vt_status by_type(const run_cell *c, vt_report_cell *rc, vt_error *err) {
+    for (size_t k = 0; k < c->n; k++) {
+        const char *t = c->items[k].type;
+        size_t j = 0;
+        while (j < rc->ntypes && strcmp(rc->type_names[j], t)) j++;
+        if (j == rc->ntypes) {
+            char **names = realloc(rc->type_names, (j + 1) * sizeof *names);
+            size_t *n = names ? realloc(rc->type_n, (j + 1) * sizeof *n) : NULL;
+            double *acc = n ? realloc(rc->type_accuracy, (j + 1) * sizeof *acc) : NULL;
+            if (names) rc->type_names = names;
+            if (n) rc->type_n = n;
+            if (acc) rc->type_accuracy = acc;
+            if (!names || !n || !acc || !(names[j] = strdup(t))) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+            n[j] = 0;
+            acc[j] = 0;
+            rc->ntypes++;
+        }
+        rc->type_n[j]++;
+        rc->type_accuracy[j] += c->items[k].score;
+    }
+    for (size_t j = 0; j < rc->ntypes; j++) rc->type_accuracy[j] /= (double)rc->type_n[j];
+    for (size_t a = 1; a < rc->ntypes; a++) /* insertion sort by name: few types */
+        for (size_t b = a; b > 0 && strcmp(rc->type_names[b - 1], rc->type_names[b]) > 0; b--) {
+            char *tn = rc->type_names[b];
+            rc->type_names[b] = rc->type_names[b - 1];
+            rc->type_names[b - 1] = tn;
+            size_t tc = rc->type_n[b];
+            rc->type_n[b] = rc->type_n[b - 1];
+            rc->type_n[b - 1] = tc;
+            double ta = rc->type_accuracy[b];
+            rc->type_accuracy[b] = rc->type_accuracy[b - 1];
+            rc->type_accuracy[b - 1] = ta;
+        }
+    return VT_OK;
+}
+
 static vt_status build_cells(const vt_report_options *o, const run *cur, const char *ckpt,
                              const run *prev, const char *prev_ckpt, vt_report *r, vt_error *err) {
+    vt_status st_types;
     for (size_t i = 0; i < cur->n; i++) {
         const run_cell *c = &cur->cells[i];
         if (strcmp(c->checkpoint, ckpt)) continue;
@@ -311,6 +353,8 @@ static vt_status build_cells(const vt_report_options *o, const run *cur, const c
             rc->ci = vt_bootstrap_mean_interval(s, c->n, o->bootstrap_reps, 29);
             free(s);
         }
+        st_types = by_type(c, rc, err);
+        if (st_types) return st_types;
         rc->rr = rc->flip_rate = NAN;
         const run_cell *clean = find_cell((run *)cur, ckpt, c->benchmark, "clean", 0);
         if (c->severity > 0 && clean) {
@@ -454,6 +498,10 @@ vt_status vt_report_build(const vt_report_options *o, vt_report *r, vt_error *er
 
 void vt_report_free(vt_report *r) {
     for (size_t i = 0; i < r->ncells; i++) {
+        for (size_t j = 0; j < r->cells[i].ntypes; j++) free(r->cells[i].type_names[j]);
+        free(r->cells[i].type_names);
+        free(r->cells[i].type_n);
+        free(r->cells[i].type_accuracy);
         free(r->cells[i].benchmark);
         free(r->cells[i].shift);
         free(r->cells[i].family);

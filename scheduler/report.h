@@ -36,6 +36,11 @@ typedef struct vt_report_cell {
     size_t paired_n;
     double delta, p_value, q_value;
     bool regression;
+    /* Accuracy per question type (the items' `task`), in name order. */
+    size_t ntypes;
+    char **type_names;
+    size_t *type_n;
+    double *type_accuracy;
 } vt_report_cell;
 
 typedef struct vt_report_ce {

@@ -50,6 +50,12 @@ vt_status vt_report_write_json(const vt_report *r, const char *path, vt_error *e
         add_num(o, "p_value", c->p_value);
         add_num(o, "q_value", c->q_value);
         cJSON_AddBoolToObject(o, "regression", c->regression);
+        cJSON *types = cJSON_AddObjectToObject(o, "by_type");
+        for (size_t k = 0; k < c->ntypes; k++) {
+            cJSON *t = cJSON_AddObjectToObject(types, c->type_names[k]);
+            cJSON_AddNumberToObject(t, "n", (double)c->type_n[k]);
+            add_num(t, "accuracy", c->type_accuracy[k]);
+        }
         cJSON_AddItemToArray(cells, o);
     }
     if (r->baseline_checkpoint) {
@@ -105,6 +111,17 @@ vt_status vt_report_write_markdown(const vt_report *r, const char *path, vt_erro
             pct(f, r->mce_by_modality[k]);
             fputs(k < 2 ? " / " : ")\n\n", f);
         }
+    }
+    for (size_t i = 0; i < r->ncells; i++) {
+        const vt_report_cell *c = &r->cells[i];
+        if (c->severity != 0 || c->ntypes == 0) continue;
+        fprintf(f, "Clean accuracy on %s by question type:\n\n| type | n | accuracy |\n|---|---|---|\n", c->benchmark);
+        for (size_t k = 0; k < c->ntypes; k++) {
+            fprintf(f, "| %s | %zu | ", c->type_names[k][0] ? c->type_names[k] : "(none)", c->type_n[k]);
+            pct(f, c->type_accuracy[k]);
+            fputs(" |\n", f);
+        }
+        fputs("\n", f);
     }
     fputs("| benchmark | shift | family | severity | n | accuracy | 95% CI | rel. robustness | flip rate "
           "| Δ vs previous | q | |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", f);

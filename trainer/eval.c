@@ -310,24 +310,6 @@ static vt_status load(vt_evaluator *e, const char *checkpoint, vt_error *err) {
     return VT_OK;
 }
 
-typedef struct {
-    const vt_shift *shift;
-    int severity;
-    vt_shift_env *env;
-} shift_hook_ctx;
-
-static vt_status apply_shift(void *ctx, uint64_t index, uint8_t *rgb, int w, int h, char **question, vt_error *err) {
-    shift_hook_ctx *s = ctx;
-    uint64_t seed = vt_shift_seed(index, s->shift, s->severity);
-    vt_status st = vt_shift_apply_image(s->shift, s->severity, seed, rgb, w, h, rgb, err);
-    char *shifted = NULL;
-    if (!st) st = vt_shift_apply_text(s->shift, s->severity, seed, s->env, *question, &shifted, err);
-    if (st) return st;
-    free(*question);
-    *question = shifted;
-    return VT_OK;
-}
-
 static char *trimmed(const char *s) {
     while (*s == ' ' || *s == '\n' || *s == '\t') s++;
     size_t n = strlen(s);
@@ -387,7 +369,7 @@ vt_status vt_evaluator_run(vt_evaluator *e, const Vt__EvalTask *task, void (*ali
     *out = NULL;
     vt_status st = load(e, task->checkpoint, err);
     if (st) return st;
-    shift_hook_ctx hook = {NULL, (int)task->severity, e->env};
+    vt_shift_hook_ctx hook = {NULL, (int)task->severity, e->env};
     if (strcmp(task->shift, "clean") && (st = vt_shift_find(task->shift, &hook.shift, err))) return st;
     if (task->shard_count == 0 || task->shard >= task->shard_count)
         return vt_fail(err, VT_ERR_ARG, "task %s: shard %u of %u", task->task_id, task->shard, task->shard_count);
@@ -417,7 +399,7 @@ vt_status vt_evaluator_run(vt_evaluator *e, const Vt__EvalTask *task, void (*ali
         int n = 0;
         for (; n < B && next < e->nitems; n++, next += task->shard_count) e->batch.sample_indices[n] = e->items[next];
         e->batch.shape.batch = (uint32_t)n;
-        st = vt_dataset_fill_prompts(e->data, &e->batch, max_new, hook.shift ? apply_shift : NULL, &hook, rows, err);
+        st = vt_dataset_fill_prompts(e->data, &e->batch, max_new, hook.shift ? vt_shift_hook : NULL, &hook, rows, err);
         if (!st) st = vt_generate_greedy(e->model, &e->batch, max_new, eos, eot, gen, gen_len, err);
         for (int b = 0; !st && b < n; b++) {
             char *text = NULL;

@@ -10,11 +10,13 @@ from scipy.stats import binomtest
 
 items_path, report_path = sys.argv[1], sys.argv[2]
 runs = defaultdict(lambda: defaultdict(dict))  # run -> (bench, shift, sev) -> index -> score
+types = {}  # index -> question type
 meta = {}
 for line in open(items_path):
     r = json.loads(line)
     key = (r["benchmark"], r["shift"], r["severity"])
     runs[r["run"]][key][r["index"]] = r["score"]
+    types[r["index"]] = r["type"]
     meta[key] = (r["family"], r["modality"])
 report = json.load(open(report_path))
 cur, prev, base = runs["current"], runs["previous"], runs["baseline"]
@@ -49,6 +51,13 @@ for key, scores in cur.items():
         close(c["ci_high"], ci.high, f"{key} ci_high")
     else:
         assert c["ci_method"] == "bootstrap" and c["ci_low"] <= acc <= c["ci_high"], key
+    per_type = defaultdict(list)
+    for i, v in scores.items():
+        per_type[types[i]].append(v)
+    assert sorted(c["by_type"]) == sorted(per_type), f"{key} types"
+    for t, vals in per_type.items():
+        assert c["by_type"][t]["n"] == len(vals)
+        close(c["by_type"][t]["accuracy"], sum(vals) / len(vals), f"{key} accuracy of type {t}")
     clean = cur.get((bench, "clean", 0))
     if sev > 0:
         close(c["relative_robustness"], acc / mean(clean), f"{key} rr")

@@ -53,9 +53,10 @@ static int put_task(vt_result_store *s, const char *ckpt, const char *bench, con
             vt__item_result__init(&items[m]);
             items[m].index = (uint64_t)i;
             items[m].score = score(run, sh->name, sev, i, !strcmp(bench, "vqa"));
+            items[m].task = i % 3 ? "color" : "count";
             fprintf(items_log, "{\"run\":\"%s\",\"benchmark\":\"%s\",\"shift\":\"%s\",\"family\":\"%s\","
-                               "\"modality\":\"%s\",\"severity\":%d,\"index\":%d,\"score\":%.9g}\n",
-                    run, bench, sh->name, sh->family, sh->modality, sev, i, (double)items[m].score);
+                               "\"modality\":\"%s\",\"severity\":%d,\"index\":%d,\"score\":%.9g,\"type\":\"%s\"}\n",
+                    run, bench, sh->name, sh->family, sh->modality, sev, i, (double)items[m].score, items[m].task);
             ptrs[m] = &items[m];
             m++;
         }
