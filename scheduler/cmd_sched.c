@@ -165,7 +165,8 @@ static int mpi_main(const sched_args *a) {
         else if (!st && ec.results) snprintf(results, sizeof results, "%s", ec.results);
         else if (!st) st = vt_path_join(results, sizeof results, ec.run_dir, "results", &err);
         if (!st) st = vt_eval_plan_make(&ec, ckpt, &plan, &err);
-        vt_dispatcher_options o = {.bind = a->bind, .results = results, .lease_ms = (int)ec.lease_seconds * 1000};
+        vt_dispatcher_options o = {.bind = a->bind, .results = results, .lease_ms = (int)ec.lease_seconds * 1000,
+                                   .expect_workers = size};
         if (!st) st = vt_dispatcher_open(&o, plan.tasks, plan.n, &dt.d, &err);
         if (!st) {
             dialable(vt_dispatcher_endpoint(dt.d), endpoint, sizeof endpoint);

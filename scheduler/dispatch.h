@@ -21,6 +21,8 @@ typedef struct vt_dispatcher_options {
     int lease_ms;          /* lease length; workers heartbeat at a third of it (default 30000) */
     int max_failures;      /* a task reported failed this often aborts the schedule (default 3) */
     int linger_ms;         /* after the last message, keep answering "finished" this long (default 3000) */
+    int expect_workers;    /* > 0: once done, serve until this many workers heard "finished"
+                            * (e.g. the MPI ranks), or 60 s pass without a message */
 } vt_dispatcher_options;
 
 typedef struct vt_dispatch_stats {

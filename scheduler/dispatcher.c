@@ -29,6 +29,8 @@ struct vt_dispatcher {
     vt_result_store *store;
     slot *slots;
     size_t n, done, next; /* next: where to look for a pending task */
+    unsigned char (*told)[256]; /* identities told "finished" (expect_workers of them) */
+    size_t *told_len, ntold;
 };
 
 vt_status vt_dispatcher_open(const vt_dispatcher_options *o, Vt__EvalTask *const *tasks, size_t ntasks,
@@ -42,7 +44,13 @@ vt_status vt_dispatcher_open(const vt_dispatcher_options *o, Vt__EvalTask *const
     if (d->o.linger_ms <= 0) d->o.linger_ms = 3000; /* > the longest Wait, so idle workers hear "finished" */
     d->n = ntasks;
     d->slots = calloc(ntasks ? ntasks : 1, sizeof *d->slots);
-    if (!d->slots) {
+    size_t expect = o->expect_workers > 0 ? (size_t)o->expect_workers : 1;
+    d->told = calloc(expect, sizeof *d->told);
+    d->told_len = calloc(expect, sizeof *d->told_len);
+    if (!d->slots || !d->told || !d->told_len) {
+        free(d->slots);
+        free(d->told);
+        free(d->told_len);
         free(d);
         return vt_fail(err, VT_ERR_NOMEM, "dispatcher: out of memory");
     }
@@ -82,7 +90,20 @@ void vt_dispatcher_close(vt_dispatcher *d) {
     if (d->zctx) zmq_ctx_term(d->zctx);
     vt_result_store_close(d->store);
     free(d->slots);
+    free(d->told);
+    free(d->told_len);
     free(d);
+}
+
+/* Remembers a worker told "finished" (up to expect_workers distinct ones). */
+static void note_told(vt_dispatcher *d, const zmq_msg_t *id) {
+    size_t len = zmq_msg_size(id) < sizeof d->told[0] ? zmq_msg_size(id) : sizeof d->told[0];
+    for (size_t i = 0; i < d->ntold; i++)
+        if (d->told_len[i] == len && !memcmp(d->told[i], zmq_msg_data((zmq_msg_t *)id), len)) return;
+    if (d->ntold < (size_t)d->o.expect_workers) {
+        memcpy(d->told[d->ntold], zmq_msg_data((zmq_msg_t *)id), len);
+        d->told_len[d->ntold++] = len;
+    }
 }
 
 static slot *find_task(vt_dispatcher *d, const char *id) {
@@ -127,6 +148,7 @@ static vt_status answer_request(vt_dispatcher *d, const zmq_msg_t *id, const cha
         fin.tasks = d->n;
         m.kind_case = VT__DISPATCHER_MESSAGE__KIND_FINISHED;
         m.finished = &fin;
+        note_told(d, id);
     }
     return vt_send_dispatcher_msg(d->sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size(id), &m, err);
 }
@@ -198,8 +220,13 @@ vt_status vt_dispatcher_run(vt_dispatcher *d, const volatile sig_atomic_t *stop,
                          d->done, d->n);
             break;
         }
-        int64_t now = vt_now_ms();
-        if (d->done == d->n && now - last_msg > d->o.linger_ms) break;
+        int64_t now = vt_now_ms(), idle = now - last_msg;
+        if (d->done == d->n) {
+            bool all_told = d->o.expect_workers > 0 && d->ntold >= (size_t)d->o.expect_workers;
+            if (all_told && idle > 200) break; /* a moment for a late duplicate */
+            if (d->o.expect_workers <= 0 && idle > d->o.linger_ms) break;
+            if (idle > (d->o.linger_ms > 60000 ? d->o.linger_ms : 60000)) break;
+        }
         if (abort_reason[0] && now - last_msg > d->o.linger_ms) break;
         zmq_pollitem_t item = {d->sock, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, 100);
