@@ -1,10 +1,13 @@
-/* Multi-head attention on the CPU. Forward: one task per (sequence, head,
- * query) row. Backward in two race-free passes: (1) per query row, the softmax
- * gradient (kept in the workspace) and dq; (2) per (sequence, kv head, key),
- * dk and dv summed over the query heads of the group. No atomics, so results
- * do not depend on the thread count. */
+/* Multi-head attention on the CPU, per (sequence, head) as matrix products:
+ * scores = Q K^T and out = P V with cblas_sgemm on strided views of the
+ * [B, T, heads, hd] buffers (no transposes copied), the masked softmax over
+ * rows with OpenMP. Causal and padded entries are computed by sgemm and then
+ * zeroed in the softmax, which is cheaper than skipping them at these sizes.
+ * Heads are walked serially so grouped-query heads accumulate into their
+ * shared dk/dv without races. */
 #include "ops/attention.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -51,46 +54,38 @@ vt_status vt_attention_forward(vt_ctx *ctx, float *out, float *att, const float 
                                       b, (int)kv_len[b], T);
     const int group = NH / NKV;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t qs = (size_t)NH * hd, ks = (size_t)NKV * hd; /* token strides */
-#pragma omp parallel for collapse(3) num_threads(ctx->threads) schedule(static)
+    const int qs = NH * hd, ks = NKV * hd; /* token strides */
+    const size_t TT = (size_t)T * T;
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                const float *qr = q + ((size_t)b * T + t) * qs + (size_t)h * hd;
-                const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
-                const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
-                float *ar = att + (((size_t)b * NH + h) * T + t) * T;
-                float *o = out + ((size_t)b * T + t) * qs + (size_t)h * hd;
-                int L = key_limit(kv_len, b, t, T, causal);
-                memset(o, 0, sizeof(float) * hd);
-                if (L == 0) {
-                    memset(ar, 0, sizeof(float) * T);
-                    continue;
-                }
-                float mx = -INFINITY;
-                for (int j = 0; j < L; j++) {
-                    const float *kr = kb + (size_t)j * ks;
-                    float s = 0.0f;
-                    for (int d = 0; d < hd; d++) s += qr[d] * kr[d];
-                    s *= scale;
-                    ar[j] = s;
-                    if (s > mx) mx = s;
-                }
-                double sum = 0.0;
-                for (int j = 0; j < L; j++) {
-                    float e = expf(ar[j] - mx);
-                    ar[j] = e;
-                    sum += e;
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < L; j++) ar[j] *= inv;
-                for (int j = L; j < T; j++) ar[j] = 0.0f;
-                for (int j = 0; j < L; j++) {
-                    const float *vr = vb + (size_t)j * ks;
-                    float a = ar[j];
-                    for (int d = 0; d < hd; d++) o[d] += a * vr[d];
-                }
-            }
+        for (int h = 0; h < NH; h++) /* scaled scores S = Q K^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale,
+                        q + (size_t)b * T * qs + (size_t)h * hd, qs,
+                        k + (size_t)b * T * ks + (size_t)(h / group) * hd, ks, 0.0f,
+                        att + ((size_t)b * NH + h) * TT, T);
+    long long rows = (long long)B * NH * T;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+    for (long long r = 0; r < rows; r++) {
+        int t = (int)(r % T), b = (int)(r / ((long long)NH * T));
+        float *ar = att + (size_t)r * T;
+        int L = key_limit(kv_len, b, t, T, causal);
+        float mx = -INFINITY;
+        for (int j = 0; j < L; j++) mx = ar[j] > mx ? ar[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < L; j++) {
+            float e = expf(ar[j] - mx);
+            ar[j] = e;
+            sum += e;
+        }
+        float inv = L > 0 ? (float)(1.0 / sum) : 0.0f;
+        for (int j = 0; j < L; j++) ar[j] *= inv;
+        for (int j = L; j < T; j++) ar[j] = 0.0f;
+    }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) /* out = P V */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f,
+                        att + ((size_t)b * NH + h) * TT, T,
+                        v + (size_t)b * T * ks + (size_t)(h / group) * hd, ks, 0.0f,
+                        out + (size_t)b * T * qs + (size_t)h * hd, qs);
     return VT_OK;
 }
 
@@ -113,69 +108,44 @@ vt_status vt_attention_backward(vt_ctx *ctx, float *dq, float *dk, float *dv,
 #endif
     const int group = NH / NKV;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t qs = (size_t)NH * hd, ks = (size_t)NKV * hd;
-    float *dpre = NULL; /* gradient w.r.t. the pre-softmax scores, [B,NH,T,T] */
-    if (dq || dk) {
-        dpre = vt_ops_scratch(ctx, sizeof(float) * (size_t)B * NH * T * T);
-        if (!dpre) return ctx->err.code;
-#pragma omp parallel for collapse(3) num_threads(ctx->threads) schedule(static)
+    const int qs = NH * hd, ks = NKV * hd;
+    const size_t TT = (size_t)T * T;
+#define QV(base, b, h) ((base) + (size_t)(b) * T * qs + (size_t)(h) * hd)
+#define KV(base, b, h) ((base) + (size_t)(b) * T * ks + (size_t)((h) / group) * hd)
+    if (dv)
         for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++)
-                for (int t = 0; t < T; t++) {
-                    size_t row = (((size_t)b * NH + h) * T + t) * T;
-                    const float *ar = att + row;
-                    float *pr = dpre + row;
-                    const float *go = dout + ((size_t)b * T + t) * qs + (size_t)h * hd;
-                    const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
-                    const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
-                    double dotsum = 0.0;
-                    for (int j = 0; j < T; j++) {
-                        if (ar[j] == 0.0f) { /* masked (or underflowed): no gradient */
-                            pr[j] = 0.0f;
-                            continue;
-                        }
-                        const float *vr = vb + (size_t)j * ks;
-                        float s = 0.0f;
-                        for (int d = 0; d < hd; d++) s += go[d] * vr[d];
-                        pr[j] = s; /* d loss / d att for now */
-                        dotsum += (double)s * ar[j];
-                    }
-                    float ds = (float)dotsum;
-                    for (int j = 0; j < T; j++) pr[j] = ar[j] * (pr[j] - ds);
-                    if (dq) {
-                        float *g = dq + ((size_t)b * T + t) * qs + (size_t)h * hd;
-                        for (int j = 0; j < T; j++) {
-                            if (pr[j] == 0.0f) continue;
-                            const float *kr = kb + (size_t)j * ks;
-                            float c = scale * pr[j];
-                            for (int d = 0; d < hd; d++) g[d] += c * kr[d];
-                        }
-                    }
-                }
+            for (int h = 0; h < NH; h++) /* dV += P^T dO */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f,
+                            att + ((size_t)b * NH + h) * TT, T, QV(dout, b, h), qs, 1.0f,
+                            KV(dv, b, h), ks);
+    if (!dq && !dk) return VT_OK;
+    float *ds = vt_ops_scratch(ctx, sizeof(float) * (size_t)B * NH * TT);
+    if (!ds) return ctx->err.code;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) /* dP = dO V^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, QV(dout, b, h),
+                        qs, KV(v, b, h), ks, 0.0f, ds + ((size_t)b * NH + h) * TT, T);
+    long long rows = (long long)B * NH * T;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+    for (long long r = 0; r < rows; r++) { /* dS = P * (dP - sum_j P dP) */
+        const float *ar = att + (size_t)r * T;
+        float *dr = ds + (size_t)r * T;
+        double dot = 0.0;
+        for (int j = 0; j < T; j++) dot += (double)ar[j] * dr[j];
+        float d = (float)dot;
+        for (int j = 0; j < T; j++) dr[j] = ar[j] * (dr[j] - d);
     }
-    if (dk || dv) {
-#pragma omp parallel for collapse(3) num_threads(ctx->threads) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int kh = 0; kh < NKV; kh++)
-                for (int j = 0; j < T; j++) {
-                    float *gk = dk ? dk + ((size_t)b * T + j) * ks + (size_t)kh * hd : NULL;
-                    float *gv = dv ? dv + ((size_t)b * T + j) * ks + (size_t)kh * hd : NULL;
-                    for (int h = kh * group; h < (kh + 1) * group; h++)
-                        for (int t = 0; t < T; t++) {
-                            size_t idx = (((size_t)b * NH + h) * T + t) * T + j;
-                            size_t tok = ((size_t)b * T + t) * qs + (size_t)h * hd;
-                            if (gk && dpre[idx] != 0.0f) {
-                                float c = scale * dpre[idx];
-                                const float *qr = q + tok;
-                                for (int d = 0; d < hd; d++) gk[d] += c * qr[d];
-                            }
-                            if (gv && att[idx] != 0.0f) {
-                                float a = att[idx];
-                                const float *go = dout + tok;
-                                for (int d = 0; d < hd; d++) gv[d] += a * go[d];
-                            }
-                        }
-                }
-    }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *dsh = ds + ((size_t)b * NH + h) * TT;
+            if (dq) /* dQ += scale dS K */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dsh, T,
+                            KV(k, b, h), ks, 1.0f, QV(dq, b, h), qs);
+            if (dk) /* dK += scale dS^T Q */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dsh, T,
+                            QV(q, b, h), qs, 1.0f, KV(dk, b, h), ks);
+        }
+#undef QV
+#undef KV
     return VT_OK;
 }

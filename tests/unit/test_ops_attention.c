@@ -253,8 +253,9 @@ static void test_patch_embed_bad_args(void **state) {
     assert_non_null(strstr(vt_ctx_error(ctx)->msg, "img is NULL"));
 }
 
-/* The race-free loop layouts make these results independent of the thread
- * count, bit for bit (docs/ops.md promises it). */
+/* Race-free layouts (serial heads around sgemm, per-thread row ownership,
+ * column blocks for the embedding) make these results independent of the
+ * thread count, bit for bit (docs/ops.md promises it). */
 static void test_thread_count_invariance(void **state) {
     (void)state;
     enum { B = 2, T = 9, NH = 4, NKV = 2, HD = 8, V = 11, C = 70 };
