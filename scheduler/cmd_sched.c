@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/leak_check.h"
 #include "common/log.h"
 #include "scheduler/dispatch.h"
 #include "scheduler/sched.h"
@@ -146,7 +147,9 @@ static vt_status agree(vt_status st, vt_error *err, int rank) {
 
 static int mpi_main(const sched_args *a) {
     int provided, rank = 0, size = 1;
+    vt_leak_check_pause();
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    vt_leak_check_resume();
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     vt_log_set_rank(rank);
@@ -211,6 +214,7 @@ static int mpi_main(const sched_args *a) {
     vt_dispatcher_close(dt.d);
     vt_eval_plan_free(&plan);
     vt_config_free(cfg);
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return any ? (st == VT_ERR_ARG ? 2 : 1) : 0;
 }

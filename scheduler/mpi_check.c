@@ -2,6 +2,7 @@
  * it (ranks from MPI, local rank from MPI_Comm_split_type) and shows what the
  * launcher set, so a wrong --mpi flag or an mpirun-inside-srun mix-up shows up
  * before a long job does. */
+#include "common/leak_check.h"
 #include "scheduler/mpi_check.h"
 
 #include <getopt.h>
@@ -56,7 +57,10 @@ int vt_cmd_mpi_check(int argc, char **argv) {
         fprintf(stderr, "vistune mpi-check: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+    vt_leak_check_pause();
+    int init_rc = MPI_Init(NULL, NULL);
+    vt_leak_check_resume();
+    if (init_rc != MPI_SUCCESS) {
         fprintf(stderr, "vistune mpi-check: MPI_Init failed\n");
         return 1;
     }
@@ -113,6 +117,7 @@ int vt_cmd_mpi_check(int argc, char **argv) {
         free(all);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include <mpi.h>
 
+#include "common/leak_check.h"
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -654,6 +655,13 @@ int vt_cmd_train(int argc, char **argv) {
     run r;
     memset(&r, 0, sizeof r);
     vt_error err = {0};
+    /* Handlers first: under Slurm the time-limit warning (USR1) can arrive
+     * while MPI_Init is still running, and its default action kills. They
+     * are installed again after MPI_Init in case the runtime replaced them. */
+    if (vt_signals_install(&err)) {
+        fprintf(stderr, "vistune train: %s\n", err.msg);
+        return 1;
+    }
     train_config_defaults(&r.tc);
     vt_status st = vt_config_load(argv[optind], &r.cfg, &err);
     for (int i = 0; !st && i < nsets; i++) st = vt_config_set(r.cfg, sets[i], &err);
@@ -667,7 +675,11 @@ int vt_cmd_train(int argc, char **argv) {
 
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited) MPI_Init(&argc, &argv);
+    if (!inited) {
+        vt_leak_check_pause();
+        MPI_Init(&argc, &argv);
+        vt_leak_check_resume();
+    }
     MPI_Comm_dup(MPI_COMM_WORLD, &r.comm);
     MPI_Comm_rank(r.comm, &r.rank);
     MPI_Comm_size(r.comm, &r.ranks);
@@ -687,6 +699,7 @@ int vt_cmd_train(int argc, char **argv) {
     if (anybad && !bad) rc = 1;
     teardown(&r);
     MPI_Comm_free(&r.comm);
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return rc;
 }

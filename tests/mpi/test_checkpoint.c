@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <mpi.h>
 
+#include "common/leak_check.h"
 #include "common/fs.h"
 #include "common/sha256.h"
 #include "trainer/checkpoint.h"
@@ -204,7 +205,9 @@ static void test_signal_agreement(void **state) {
 }
 
 int main(int argc, char **argv) {
+    vt_leak_check_pause();
     MPI_Init(&argc, &argv);
+    vt_leak_check_resume();
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *t = getenv("VT_TEST_TMP");
     snprintf(root, sizeof root, "%s/ckpt", t ? t : "/tmp/vt-ckpt-test");
@@ -217,6 +220,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_signal_agreement),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return rc;
 }

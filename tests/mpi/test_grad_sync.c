@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <mpi.h>
 
+#include "common/leak_check.h"
 #include "common/rng.h"
 #include "trainer/dist.h"
 
@@ -93,7 +94,9 @@ static void test_node_and_device(void **state) {
 }
 
 int main(int argc, char **argv) {
+    vt_leak_check_pause();
     MPI_Init(&argc, &argv);
+    vt_leak_check_resume();
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     const struct CMUnitTest tests[] = {
@@ -102,6 +105,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_node_and_device),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return rc;
 }

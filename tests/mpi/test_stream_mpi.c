@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/leak_check.h"
 #include "pipeline/stream.h"
 #include "pipeline/synthetic.h"
 
@@ -83,7 +84,9 @@ static int run(int loaders_per_node, const char *transport) {
 }
 
 int main(int argc, char **argv) {
+    vt_leak_check_pause();
     MPI_Init(&argc, &argv);
+    vt_leak_check_resume();
     int wr;
     MPI_Comm_rank(MPI_COMM_WORLD, &wr);
     run(1, "auto");
@@ -95,6 +98,7 @@ int main(int argc, char **argv) {
     CHECK(strstr(err.msg, "leave no trainer") != NULL);
     CHECK(vt_stream_mpi_roles(&roles, 1, "udp", NULL, &err) == VT_ERR_ARG);
     if (wr == 0) printf("stream_mpi: ok\n");
+    vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return 0;
 }

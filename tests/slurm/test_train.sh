@@ -10,7 +10,7 @@ tiny_data
 { tiny_run 6 3; cat <<'YAML'
 slurm:
   job_name: vt-train-test
-  time: "2"
+  time: "10"          # far from the limit: the default warning (USR1 300 s early) must not come
   trainers_per_node: 2
 YAML
 } > run.yaml
