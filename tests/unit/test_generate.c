@@ -63,7 +63,8 @@ static void test_batched_equals_single_and_argmax(void **state) {
     for (int b = 0; b < B; b++) assert_int_equal(out_len[b], NEW); /* no EOS: full length */
 
     /* Each row alone, in a one-row batch (same model, same T). */
-    vt_model *single = make_model(&ctx);
+    vt_ctx *ctx_single;
+    vt_model *single = make_model(&ctx_single);
     for (int b = 0; b < B; b++) {
         vt_batch one;
         alloc_batch(&one, single, 1);
@@ -90,6 +91,7 @@ static void test_batched_equals_single_and_argmax(void **state) {
         vt_batch_free(&all);
     }
     vt_model_free(single);
+    vt_ctx_destroy(ctx_single);
     vt_batch_free(&batch);
     vt_model_free(m);
     vt_ctx_destroy(ctx);
