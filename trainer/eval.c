@@ -14,6 +14,7 @@
 #include "proto/schema.h"
 #include "trainer/checkpoint.h"
 #include "trainer/generate.h"
+#include "trainer/heldout.h"
 #include "trainer/model.h"
 
 /* Sections of the run file that other commands own (see BRIEF: one run file). */
@@ -247,6 +248,28 @@ void vt_evaluator_close(vt_evaluator *e) {
     free(e);
 }
 
+/* The benchmark: the first `limit` items of eval.split, by the same split
+ * lists training uses (trainer/heldout.h). */
+static vt_status select_items(vt_evaluator *e, vt_error *err) {
+    uint64_t count = vt_dataset_count(e->data);
+    vt_heldout_split sp = {0};
+    const uint64_t *from = NULL;
+    size_t n = (size_t)count;
+    if (e->c.split != 0) {
+        vt_status st = vt_heldout_split_build(e->data, &sp, err);
+        if (st) return st;
+        from = e->c.split == VT__SPLIT__SPLIT_TRAIN ? sp.train : e->c.split == VT__SPLIT__SPLIT_VAL ? sp.val : sp.test;
+        n = e->c.split == VT__SPLIT__SPLIT_TRAIN ? sp.n_train : e->c.split == VT__SPLIT__SPLIT_VAL ? sp.n_val : sp.n_test;
+    }
+    if (e->c.limit > 0 && n > (size_t)e->c.limit) n = (size_t)e->c.limit;
+    e->items = malloc((n ? n : 1) * sizeof *e->items);
+    if (e->items)
+        for (size_t i = 0; i < n; i++) e->items[i] = from ? from[i] : i;
+    e->nitems = e->items ? n : 0;
+    vt_heldout_split_free(&sp);
+    return e->items ? VT_OK : vt_fail(err, VT_ERR_NOMEM, "eval: out of memory");
+}
+
 /* Model from the checkpoint's config.json + model.safetensors, the dataset
  * with the model's geometry, and the benchmark's item list. */
 static vt_status load(vt_evaluator *e, const char *checkpoint, vt_error *err) {
@@ -285,15 +308,7 @@ static vt_status load(vt_evaluator *e, const char *checkpoint, vt_error *err) {
                      "(vocab_size %d, image_token_index %d): use the data.* settings it was trained with",
                      vt_dataset_vocab_size(e->data), vt_dataset_template(e->data)->image_token, checkpoint,
                      mc.vocab, mc.image_token_index);
-    uint64_t count = st ? 0 : vt_dataset_count(e->data);
-    if (!st && !(e->items = malloc((count ? count : 1) * sizeof *e->items)))
-        st = vt_fail(err, VT_ERR_NOMEM, "eval: out of memory");
-    for (uint64_t i = 0; !st && i < count; i++) {
-        int split = 0;
-        if (e->c.split != 0 && (st = vt_dataset_split(e->data, i, &split, err))) break;
-        if (e->c.split == 0 || split == e->c.split) e->items[e->nitems++] = i;
-        if (e->c.limit > 0 && e->nitems == (size_t)e->c.limit) break;
-    }
+    if (!st) st = select_items(e, err);
     if (!st && e->nitems == 0)
         st = vt_fail(err, VT_ERR_ARG, "%s: no items in split '%s' (eval.split)", e->c.store, split_names[e->c.split]);
     if (!st) {

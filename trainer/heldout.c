@@ -18,8 +18,9 @@ vt_status vt_heldout_split_build(vt_dataset *d, vt_heldout_split *out, vt_error 
     int *splits = malloc((n ? n : 1) * sizeof *splits);
     out->train = malloc((n ? n : 1) * sizeof *out->train);
     out->val = malloc((n ? n : 1) * sizeof *out->val);
+    out->test = malloc((n ? n : 1) * sizeof *out->test);
     vt_status st = VT_OK;
-    if (!splits || !out->train || !out->val) {
+    if (!splits || !out->train || !out->val || !out->test) {
         st = vt_fail(err, VT_ERR_NOMEM, "held-out split: out of memory for %llu samples", (unsigned long long)n);
         goto done;
     }
@@ -30,6 +31,7 @@ vt_status vt_heldout_split_build(vt_dataset *d, vt_heldout_split *out, vt_error 
     for (uint64_t i = 0; i < n; i++) {
         if (!out->has_splits || splits[i] == VT__SPLIT__SPLIT_TRAIN) out->train[out->n_train++] = i;
         else if (splits[i] == VT__SPLIT__SPLIT_VAL) out->val[out->n_val++] = i;
+        else if (splits[i] == VT__SPLIT__SPLIT_TEST) out->test[out->n_test++] = i;
     }
 done:
     free(splits);
@@ -40,6 +42,7 @@ done:
 void vt_heldout_split_free(vt_heldout_split *s) {
     free(s->train);
     free(s->val);
+    free(s->test);
     memset(s, 0, sizeof *s);
 }
 

@@ -15,13 +15,14 @@
 #include "trainer/model.h"
 
 /* The store's samples by split, each list in index order. When any sample
- * has a split (has_splits), train = the SPLIT_TRAIN samples and val = the
- * SPLIT_VAL ones (test samples are in neither); a store without splits
- * trains on everything and has no val items. Deterministic: every rank
- * builds the same lists. */
+ * has a split (has_splits), train = the SPLIT_TRAIN samples, val = the
+ * SPLIT_VAL ones and test = the SPLIT_TEST ones (training uses train, its
+ * validation val, evaluation whichever split it is asked for); a store
+ * without splits trains on everything and has no val or test items.
+ * Deterministic: every rank builds the same lists. */
 typedef struct vt_heldout_split {
-    uint64_t *train, *val;
-    size_t n_train, n_val;
+    uint64_t *train, *val, *test;
+    size_t n_train, n_val, n_test;
     bool has_splits;
 } vt_heldout_split;
 
