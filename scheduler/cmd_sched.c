@@ -97,11 +97,7 @@ typedef struct {
 } sched_args;
 
 static vt_status load_config(const sched_args *a, vt_config **cfg, vt_eval_config *ec, vt_error *err) {
-    vt_status st = vt_config_load(a->run, cfg, err);
-    for (int i = 0; !st && i < a->nsets; i++) st = vt_config_set(*cfg, a->sets[i], err);
-    if (!st) st = vt_eval_config_read(*cfg, ec, err);
-    if (!st && a->checkpoint) ec->checkpoint = a->checkpoint;
-    return st;
+    return vt_eval_config_load(a->run, a->sets, a->nsets, a->checkpoint, a->results, cfg, ec, err);
 }
 
 static vt_status work(const vt_eval_config *ec, const char *endpoint, const char *name, vt_worker_stats *ws,
@@ -164,9 +160,7 @@ static int mpi_main(const sched_args *a) {
     vt_status st = load_config(a, &cfg, &ec, &err);
     if (rank == 0) {
         if (!st) st = vt_eval_resolve_checkpoint(&ec, ckpt, sizeof ckpt, &err);
-        if (!st && a->results) snprintf(results, sizeof results, "%s", a->results);
-        else if (!st && ec.results) snprintf(results, sizeof results, "%s", ec.results);
-        else if (!st) st = vt_path_join(results, sizeof results, ec.run_dir, "results", &err);
+        if (!st) st = vt_eval_results_dir(&ec, results, sizeof results, &err);
         if (!st) st = vt_eval_plan_make(&ec, ckpt, &plan, &err);
         vt_dispatcher_options o = {.bind = a->bind, .results = results, .lease_ms = (int)ec.lease_seconds * 1000,
                                    .expect_workers = size};

@@ -83,25 +83,16 @@ int vt_cmd_eval(int argc, char **argv) {
     vt_evaluator *ev = NULL;
     vt_result_store *store = NULL;
     char ckpt[PATH_MAX], dir[PATH_MAX];
-    vt_status st = vt_config_load(argv[optind], &cfg, &err);
-    for (int i = 0; !st && i < nsets; i++) st = vt_config_set(cfg, sets[i], &err);
-    if (!st) st = vt_eval_config_read(cfg, &ec, &err);
-    if (!st && checkpoint) ec.checkpoint = checkpoint;
+    char base[PATH_MAX];
+    vt_status st = vt_eval_config_load(argv[optind], sets, nsets, checkpoint, results, &cfg, &ec, &err);
     if (!st) st = vt_eval_resolve_checkpoint(&ec, ckpt, sizeof ckpt, &err);
-    if (!st) {
-        const char *base = results ? results : ec.results;
-        char def[PATH_MAX];
-        if (!base) {
-            st = vt_path_join(def, sizeof def, ec.run_dir, "results", &err);
-            base = def;
-        }
-        if (!st && nshards > 1) {
-            char part[64];
-            snprintf(part, sizeof part, "part-%ld", shard);
-            st = vt_path_join(dir, sizeof dir, base, part, &err);
-        } else if (!st) {
-            snprintf(dir, sizeof dir, "%s", base);
-        }
+    if (!st) st = vt_eval_results_dir(&ec, base, sizeof base, &err);
+    if (!st && nshards > 1) { /* an array task writes its own part store */
+        char part[64];
+        snprintf(part, sizeof part, "part-%ld", shard);
+        st = vt_path_join(dir, sizeof dir, base, part, &err);
+    } else if (!st) {
+        snprintf(dir, sizeof dir, "%s", base);
     }
     if (!st) st = vt_eval_plan_make(&ec, ckpt, &plan, &err);
     if (!st) st = vt_result_store_open(dir, true, &store, &err);

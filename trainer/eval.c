@@ -128,6 +128,25 @@ vt_status vt_eval_config_read(const vt_config *cfg, vt_eval_config *c, vt_error 
     return vt_config_check_unused(cfg, err);
 }
 
+vt_status vt_eval_config_load(const char *path, const char *const *sets, int nsets, const char *checkpoint,
+                              const char *results, vt_config **cfg, vt_eval_config *out, vt_error *err) {
+    vt_status st = vt_config_load(path, cfg, err);
+    for (int i = 0; !st && i < nsets; i++) st = vt_config_set(*cfg, sets[i], err);
+    if (!st) st = vt_eval_config_read(*cfg, out, err);
+    if (!st && checkpoint) out->checkpoint = checkpoint;
+    if (!st && results) out->results = results;
+    return st;
+}
+
+vt_status vt_eval_results_dir(const vt_eval_config *c, char *out, size_t cap, vt_error *err) {
+    if (c->results) {
+        if (snprintf(out, cap, "%s", c->results) >= (int)cap)
+            return vt_fail(err, VT_ERR_RANGE, "results path too long: %s", c->results);
+        return VT_OK;
+    }
+    return vt_path_join(out, cap, c->run_dir, "results", err);
+}
+
 vt_status vt_eval_resolve_checkpoint(const vt_eval_config *c, char *out, size_t cap, vt_error *err) {
     if (strcmp(c->checkpoint, "latest")) {
         if (snprintf(out, cap, "%s", c->checkpoint) >= (int)cap)

@@ -49,6 +49,13 @@ typedef struct vt_eval_config {
 
 /* Reads the run config (see above) and marks the sections other commands own. */
 vt_status vt_eval_config_read(const vt_config *cfg, vt_eval_config *out, vt_error *err);
+/* What `vistune eval` and `vistune sched` share: loads the run file, applies
+ * KEY=VALUE overrides, reads it, and lets the command line's checkpoint and
+ * results (NULL = keep the file's) win. The strings stay owned by *cfg. */
+vt_status vt_eval_config_load(const char *path, const char *const *sets, int nsets, const char *checkpoint,
+                              const char *results, vt_config **cfg, vt_eval_config *out, vt_error *err);
+/* The result store: eval.results, else RUN_DIR/results. */
+vt_status vt_eval_results_dir(const vt_eval_config *c, char *out, size_t cap, vt_error *err);
 /* Resolves "latest" into the newest complete checkpoint directory. */
 vt_status vt_eval_resolve_checkpoint(const vt_eval_config *c, char *out, size_t cap, vt_error *err);
 
