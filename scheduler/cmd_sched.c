@@ -1,8 +1,9 @@
 /* `vistune sched RUN.yaml`: evaluates a checkpoint with a dispatcher and
  * leasing workers. Under mpirun/srun, rank 0 runs the dispatcher in a thread
  * and every rank (rank 0 included) is a worker; extra workers (e.g. a job
- * array) join with `vistune sched RUN.yaml --worker --connect ENDPOINT`. A
- * rerun skips every task the result store already holds. */
+ * array) join with `vistune sched RUN.yaml --worker --connect ENDPOINT`.
+ * With --dispatch-only one process only serves (e.g. on a service node while
+ * a job array works). A rerun skips every task the result store already holds. */
 #include <getopt.h>
 #include <limits.h>
 #include <mpi.h>
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
           "  --results DIR            result store (default eval.results or RUN_DIR/results)\n"
           "  --bind ENDPOINT          dispatcher address (default tcp://*:* — any port)\n"
           "  --endpoint-file FILE     write the dispatcher's address there for extra workers\n"
+          "  --dispatch-only          only serve: every task runs on --worker processes\n"
+          "                           (one process, no MPI ranks besides it)\n"
           "  --worker                 only work, for a dispatcher at --connect\n"
           "  --connect ENDPOINT|@FILE the dispatcher (with @, read from FILE, waiting for it)\n"
           "  --set KEY=VALUE          override a run-config value (repeatable)\n"
@@ -93,7 +96,7 @@ static vt_status read_endpoint_file(const char *path, char *out, size_t cap, vt_
 typedef struct {
     const char *run, *checkpoint, *results, *bind, *endpoint_file, *connect;
     const char *sets[64];
-    int nsets, worker_only;
+    int nsets, worker_only, dispatch_only;
 } sched_args;
 
 static vt_status load_config(const sched_args *a, vt_config **cfg, vt_eval_config *ec, vt_error *err) {
@@ -157,13 +160,15 @@ static int mpi_main(const sched_args *a) {
     pthread_t thread;
     bool started = false;
     char ckpt[PATH_MAX], results[PATH_MAX], endpoint[512] = "";
-    vt_status st = load_config(a, &cfg, &ec, &err);
+    vt_status st = a->dispatch_only && size > 1
+                       ? vt_fail(&err, VT_ERR_ARG, "sched: --dispatch-only runs as one process, not %d ranks", size)
+                       : load_config(a, &cfg, &ec, &err);
     if (rank == 0) {
         if (!st) st = vt_eval_resolve_checkpoint(&ec, ckpt, sizeof ckpt, &err);
         if (!st) st = vt_eval_results_dir(&ec, results, sizeof results, &err);
         if (!st) st = vt_eval_plan_make(&ec, ckpt, &plan, &err);
         vt_dispatcher_options o = {.bind = a->bind, .results = results, .lease_ms = (int)ec.lease_seconds * 1000,
-                                   .expect_workers = size};
+                                   .expect_workers = a->dispatch_only ? 0 : size};
         if (!st) st = vt_dispatcher_open(&o, plan.tasks, plan.n, &dt.d, &err);
         if (!st) {
             dialable(vt_dispatcher_endpoint(dt.d), endpoint, sizeof endpoint);
@@ -178,7 +183,7 @@ static int mpi_main(const sched_args *a) {
         st = VT_OK; /* rank 0 reads the same file and reports the error once */
     }
     st = agree(st, &err, rank);
-    if (!st) {
+    if (!st && !a->dispatch_only) {
         MPI_Bcast(endpoint, sizeof endpoint, MPI_CHAR, 0, MPI_COMM_WORLD);
         vt_worker_stats ws = {0};
         char name[64];
@@ -218,6 +223,7 @@ int vt_cmd_sched(int argc, char **argv) {
         {"checkpoint", required_argument, 0, 'c'}, {"results", required_argument, 0, 'r'},
         {"bind", required_argument, 0, 'b'},       {"endpoint-file", required_argument, 0, 'e'},
         {"worker", no_argument, 0, 'w'},           {"connect", required_argument, 0, 'C'},
+        {"dispatch-only", no_argument, 0, 'D'},
         {"set", required_argument, 0, 'S'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     sched_args a = {.bind = "tcp://*:*"};
@@ -231,6 +237,7 @@ int vt_cmd_sched(int argc, char **argv) {
         case 'b': a.bind = optarg; break;
         case 'e': a.endpoint_file = optarg; break;
         case 'w': a.worker_only = 1; break;
+        case 'D': a.dispatch_only = 1; break;
         case 'C': a.connect = optarg; break;
         case 'S':
             if (a.nsets == 64) {
@@ -250,6 +257,10 @@ int vt_cmd_sched(int argc, char **argv) {
     }
     if (a.worker_only != (a.connect != NULL)) {
         fprintf(stderr, "vistune sched: --worker and --connect go together\n");
+        return 2;
+    }
+    if (a.dispatch_only && a.worker_only) {
+        fprintf(stderr, "vistune sched: --dispatch-only and --worker exclude each other\n");
         return 2;
     }
     a.run = argv[optind];

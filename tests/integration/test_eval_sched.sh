@@ -47,23 +47,23 @@ grep -q "^eval: 10 tasks run, 0 already done" logs/eval.txt || fail "eval summar
 "$VISTUNE" eval run.yaml --results ref > logs/eval2.txt 2>&1
 grep -q "^eval: 0 tasks run, 10 already done" logs/eval2.txt || fail "eval rerun did work: $(tail -1 logs/eval2.txt)"
 
-# The scheduler: its own process serves and works; two more workers join;
-# the first extra worker is killed as soon as it starts a task, so its lease
-# must expire and the task run elsewhere.
-"$VISTUNE" sched run.yaml --results sched --bind tcp://127.0.0.1:* --endpoint-file ep \
+# The scheduler serves only (--dispatch-only); worker 1 joins alone and is
+# killed with SIGKILL as soon as it runs a task, so its lease must expire;
+# worker 2 joins after that and does everything, the orphaned task included.
+# (With a working dispatcher process or both workers at once, a loaded machine
+# could finish every task before worker 1 has loaded the model.)
+"$VISTUNE" sched run.yaml --dispatch-only --results sched --bind tcp://127.0.0.1:* --endpoint-file ep \
   > logs/sched.txt 2>&1 &
 sched=$!
-for _ in $(seq 100); do [ -s ep ] && break; sleep 0.1; done
 VT_LOG_LEVEL=debug "$VISTUNE" sched run.yaml --worker --connect @ep > logs/w1.txt 2>&1 &
 w1=$!
-"$VISTUNE" sched run.yaml --worker --connect @ep > logs/w2.txt 2>&1 &
-w2=$!
-for _ in $(seq 600); do grep -q "running" logs/w1.txt 2>/dev/null && break; sleep 0.02; done
-grep -q "running" logs/w1.txt || fail "worker 1 never started a task"
+for _ in $(seq 3000); do grep -q "running" logs/w1.txt 2>/dev/null && break; sleep 0.02; done
+grep -q "running" logs/w1.txt || { cat logs/w1.txt logs/sched.txt; fail "worker 1 never started a task"; }
 kill -9 "$w1" 2>/dev/null || true
 wait "$w1" 2>/dev/null || true
-wait "$w2" || fail "worker 2 failed: $(tail -3 logs/w2.txt)"
+"$VISTUNE" sched run.yaml --worker --connect @ep > logs/w2.txt 2>&1 || fail "worker 2 failed: $(tail -3 logs/w2.txt)"
 wait "$sched" || { cat logs/sched.txt; fail "sched failed"; }
+grep -q "sched worker: 10 tasks done" logs/w2.txt || fail "worker 2: $(tail -1 logs/w2.txt)"
 grep -q "10 tasks planned, 0 already done, 10 stored" logs/sched.txt || fail "sched summary: $(tail -1 logs/sched.txt)"
 grep -Eq "[1-9][0-9]* leases expired" logs/sched.txt || fail "the killed worker's lease did not expire: $(tail -1 logs/sched.txt)"
 
@@ -91,6 +91,7 @@ grep -q "10 tasks planned, 10 already done, 0 stored" logs/sched2.txt || fail "s
 expect_fail 1 "no complete checkpoint" -- "$VISTUNE" eval run.yaml --set run_dir=nowhere
 sed 's/shifts: \[gaussian_noise, char_swap\]/shifts: [gausian_noise]/' run.yaml > bad_shift.yaml
 expect_fail 2 "eval.shifts\\[0\\]: unknown shift 'gausian_noise'" -- "$VISTUNE" eval bad_shift.yaml
+expect_fail 2 "exclude each other" -- "$VISTUNE" sched run.yaml --dispatch-only --worker --connect @ep
 expect_fail 2 "no items in split 'test'" -- "$VISTUNE" eval run.yaml --set eval.split=test --results x1
 mkdir -p badckpt && echo garbage > badckpt/COMPLETE
 expect_fail 1 "badckpt" -- "$VISTUNE" eval run.yaml --checkpoint badckpt --results x2
