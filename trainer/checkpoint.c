@@ -87,6 +87,8 @@ vt_status vt_ckpt_begin(const char *root, uint64_t step, MPI_Comm comm, vt_ckpt_
 
 const char *vt_ckpt_writer_dir(const vt_ckpt_writer *w) { return w->tmp; }
 
+int vt_ckpt_writer_rank(const vt_ckpt_writer *w) { return w->rank; }
+
 vt_status vt_ckpt_put(vt_ckpt_writer *w, const char *name, const void *data, size_t len, vt_error *err) {
     if (!name[0] || strchr(name, '/') || name[0] == '.')
         return vt_fail(err, VT_ERR_ARG, "checkpoint: bad file name '%s'", name);

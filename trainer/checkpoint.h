@@ -59,6 +59,8 @@ vt_status vt_ckpt_begin(const char *root, uint64_t step, MPI_Comm comm, vt_ckpt_
                         vt_error *err);
 /* The .tmp directory, for writers that create their own files there. */
 const char *vt_ckpt_writer_dir(const vt_ckpt_writer *w);
+/* This process's rank in the writer's communicator (rank 0 writes replicated state). */
+int vt_ckpt_writer_rank(const vt_ckpt_writer *w);
 /* Writes ROOT/ckpt-<step>.tmp/name (temp + fsync + rename). Any rank. */
 vt_status vt_ckpt_put(vt_ckpt_writer *w, const char *name, const void *data, size_t len, vt_error *err);
 /* Collective. Barrier; rank 0 hashes every file in the directory, writes

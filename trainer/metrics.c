@@ -120,6 +120,7 @@ vt_status vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, vt_error *err
     put_num(m->jsonl, "step_s", s->step_seconds);
     put_num(m->jsonl, "peak_rss_mb", rss);
     if (s->device_mem_mb > 0) put_num(m->jsonl, "device_mem_mb", s->device_mem_mb);
+    for (int i = 0; i < s->n_extra && i < 8; i++) put_num(m->jsonl, s->extra_names[i], s->extra[i]);
     fputs("}\n", m->jsonl);
     if (fflush(m->jsonl) != 0) return vt_fail_errno(err, VT_ERR_IO, "%s: write failed", m->jsonl_path);
 
@@ -131,6 +132,12 @@ vt_status vt_metrics_step(vt_metrics *m, const vt_step_metrics *s, vt_error *err
         int n = s->device_mem_mb > 0 ? 8 : 7;
         vt_status st = vt_tb_scalars(m->tb, (int64_t)s->step, n, tags, vals, err);
         if (st) return st;
+        if (s->n_extra > 0) {
+            float xv[8];
+            int nx = s->n_extra < 8 ? s->n_extra : 8;
+            for (int i = 0; i < nx; i++) xv[i] = (float)s->extra[i];
+            if ((st = vt_tb_scalars(m->tb, (int64_t)s->step, nx, s->extra_names, xv, err))) return st;
+        }
     }
     progress(m, s, tps);
     return VT_OK;

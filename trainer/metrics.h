@@ -5,7 +5,8 @@
  *
  * JSONL keys (per step): step, loss, lr, grad_norm, tokens_per_s, images_per_s,
  * data_stall (fraction of the step's wall time spent waiting for batches),
- * step_s, peak_rss_mb, and device_mem_mb when a device reports it.
+ * step_s, peak_rss_mb, and device_mem_mb when a device reports it, then any
+ * recipe values by their names (e.g. "vittle/kl_v").
  * Validation lines carry "eval": true plus caller-named values. Non-finite
  * numbers are written as null (JSON has no NaN). */
 #ifndef VT_TRAINER_METRICS_H
@@ -37,6 +38,9 @@ typedef struct vt_step_metrics {
     double step_seconds;    /* wall time of the step */
     double stall_seconds;   /* part of it spent waiting for data */
     double device_mem_mb;   /* peak device memory, <= 0 when not applicable */
+    int n_extra;            /* named values a recipe adds (JSONL key = TensorBoard tag = name) */
+    const char *extra_names[8];
+    double extra[8];
 } vt_step_metrics;
 
 vt_status vt_metrics_open(const vt_metrics_config *cfg, vt_metrics **out, vt_error *err);

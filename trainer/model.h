@@ -222,6 +222,29 @@ vt_status vt_model_backward(vt_model *m, float dloss_scale, vt_error *err);
 vt_status vt_model_step(vt_model *m, const vt_adamw_hparams *hp, long step, float max_grad_norm,
                         float *norm, vt_error *err);
 
+/* ---- method parameters outside the model (trainer/optimizer_state.c) ---- */
+
+/* A flat buffer of trainable parameters that is not part of the Hugging Face
+ * model (a tuning method's own layers, e.g. Vittle's bottleneck), optimised
+ * together with the model: one global clipping norm, one AdamW step, moments
+ * in the same optimizer file. All buffers are ctx memory (host for the CPU
+ * backend), n floats each (decay_mask n bytes). */
+typedef struct vt_param_group {
+    const char *name;          /* optimizer state: "exp_avg.<name>", "exp_avg_sq.<name>" */
+    float *params, *grads;
+    float *m, *v;              /* AdamW moments (owned by whoever steps, zero at start) */
+    const uint8_t *decay_mask; /* nonzero = weight decay applies; NULL = every element decays */
+    size_t n;
+} vt_param_group;
+
+/* vt_model_step over the model's trainable suffix AND the groups: the norm
+ * is taken over all of them together (clipping scales all), then AdamW runs
+ * on each. With ngroups 0 it is exactly vt_model_step. A model with nothing
+ * trainable is fine when groups are given. */
+vt_status vt_model_step_ex(vt_model *m, const vt_param_group *groups, int ngroups,
+                           const vt_adamw_hparams *hp, long step, float max_grad_norm, float *norm,
+                           vt_error *err);
+
 /* ---- checkpoints (trainer/hf_checkpoint.c) ---- */
 
 /* Writes dir/model.safetensors (F32, Hugging Face LlavaForConditionalGeneration
@@ -244,5 +267,13 @@ vt_status vt_model_save_optimizer(const vt_model *m, const char *path, const cha
 /* Loads moments saved by vt_model_save_optimizer (by name: layouts may differ;
  * a trainable tensor missing from the file is an error). */
 vt_status vt_model_load_optimizer(vt_model *m, const char *path, vt_error *err);
+/* The same with the groups' moments in the file too, as 1-D tensors
+ * "exp_avg.<group name>" / "exp_avg_sq.<group name>" of n floats. Loading
+ * requires every group's tensors with exactly n elements (VT_ERR_FORMAT
+ * naming it otherwise). Either may run with a frozen model when ngroups > 0. */
+vt_status vt_model_save_optimizer_ex(const vt_model *m, const vt_param_group *groups, int ngroups,
+                                     const char *path, const char *const *meta_kv, vt_error *err);
+vt_status vt_model_load_optimizer_ex(vt_model *m, const vt_param_group *groups, int ngroups,
+                                     const char *path, vt_error *err);
 
 #endif

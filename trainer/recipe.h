@@ -17,6 +17,30 @@
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
 
+enum { VT_RECIPE_MAX_GROUPS = 8, VT_RECIPE_MAX_SCALARS = 8 };
+
+/* Where the loop is in the current optimizer step (begin_step / end_step). */
+typedef struct vt_recipe_step {
+    uint64_t step;          /* 0-based index of the optimizer step being computed */
+    uint64_t total_steps;
+    double progress;        /* step / total_steps, as given to micro_step */
+    uint64_t seed;          /* the run's seed */
+    MPI_Comm comm;          /* the trainers; begin_step and end_step are collective over it */
+    int rank, ranks;
+    const vt_batch *batches; /* this rank's micro-batches of the step, in order */
+    uint32_t micro_count;
+    int64_t global_loss_tokens; /* supervised tokens of the whole global batch (1/dloss_scale) */
+} vt_recipe_step;
+
+/* Named per-step values the recipe reports (rank 0 writes them with the
+ * step's metrics: JSONL key and TensorBoard tag = name). Values must already
+ * be global (reduced over the trainers). */
+typedef struct vt_recipe_scalars {
+    int n;
+    const char *names[VT_RECIPE_MAX_SCALARS]; /* static strings */
+    double values[VT_RECIPE_MAX_SCALARS];
+} vt_recipe_scalars;
+
 typedef struct vt_recipe {
     const char *name;
     const char *chat_template; /* template the data pipeline formats conversations with */
@@ -36,8 +60,31 @@ typedef struct vt_recipe {
      * Vittle's alpha). Default: vt_model_forward(LOSS) + vt_model_backward. */
     vt_status (*micro_step)(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
                             double progress, double *loss_sum, vt_error *err);
+    /* Extra trainable parameters (a method's own layers, outside the Hugging
+     * Face model). Called once after init; fills up to VT_RECIPE_MAX_GROUPS
+     * groups' name, params, grads, n and decay_mask (m and v are left NULL:
+     * the loop owns the moments) and sets *n. The buffers must stay valid
+     * until destroy. The loop then treats them like the model's trainable
+     * suffix: zeroes the gradients before every step, sums them over the
+     * trainers (after the micro-steps, scale 1: micro_step must produce the
+     * gradient of the global-batch objective's share, as the model's), clips
+     * with one global norm over model + groups, steps AdamW (weight decay
+     * where decay_mask says) and saves/restores the moments in the
+     * checkpoint's optimizer.safetensors as "exp_avg.<name>" /
+     * "exp_avg_sq.<name>". The values themselves are the recipe's to save
+     * (save/load hooks). Default: none. */
+    vt_status (*param_groups)(void *state, vt_param_group *out, int *n, vt_error *err);
+    /* Collective, once per optimizer step on every trainer: before the first
+     * micro_step (e.g. count rows of the global batch for a normaliser, fix
+     * the step's RNG keys) and after the last one (before the gradient sum),
+     * where it may report scalars (already reduced over s->comm). Default:
+     * nothing. */
+    vt_status (*begin_step)(void *state, const vt_recipe_step *s, vt_error *err);
+    vt_status (*end_step)(void *state, const vt_recipe_step *s, vt_recipe_scalars *out, vt_error *err);
     /* Checkpoint: write extra files into the checkpoint being built / read
-     * them back after the model's weights are restored. Default: nothing. */
+     * them back after the model's weights are restored. save runs on every
+     * trainer rank: replicated state is written by rank 0 only
+     * (vt_ckpt_writer_rank). Default: nothing. */
     vt_status (*save)(void *state, vt_ckpt_writer *w, vt_error *err);
     vt_status (*load)(void *state, const vt_ckpt *c, vt_error *err);
     void (*destroy)(void *state);

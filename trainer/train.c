@@ -170,6 +170,11 @@ typedef struct run {
     vt_stream *stream;
     vt_batch *batches; /* micro_count micro-batches of one step */
     vt_grad_sync *sync;
+    /* The recipe's own trainable parameters (recipe.h param_groups); the loop
+     * owns their moments and gradient syncs. */
+    vt_param_group groups[VT_RECIPE_MAX_GROUPS];
+    vt_grad_sync *group_sync[VT_RECIPE_MAX_GROUPS];
+    int ngroups;
     vt_metrics *metrics;
     vt_lr_schedule sched;
     char ckpt_root[PATH_MAX];
@@ -186,9 +191,9 @@ static vt_status save_checkpoint(run *r, char *path_out, vt_error *err) {
         snprintf(stepstr, sizeof stepstr, "%llu", (unsigned long long)r->step);
         const char *meta[] = {"vistune_step", stepstr, "vistune_recipe", r->recipe->name, NULL};
         st = vt_model_export_hf(r->model, vt_ckpt_writer_dir(w), meta, err);
-        if (!st && r->model->num_trainable) {
+        if (!st && (r->model->num_trainable || r->ngroups)) {
             st = vt_path_join(opt, sizeof opt, vt_ckpt_writer_dir(w), "optimizer.safetensors", err);
-            if (!st) st = vt_model_save_optimizer(r->model, opt, meta, err);
+            if (!st) st = vt_model_save_optimizer_ex(r->model, r->groups, r->ngroups, opt, meta, err);
         }
     }
     if (!st && r->recipe->save) st = r->recipe->save(r->recipe_state, w, err);
@@ -234,9 +239,9 @@ static vt_status load_checkpoint(run *r, const char *path, vt_error *err) {
         vt_warn("resume: the run config differs from the one in %s (continuing with the new one)", path);
     if ((st = vt_ckpt_file(c, "model.safetensors", file, sizeof file, err))) goto done;
     if ((st = vt_model_import_hf(r->model, file, err))) goto done;
-    if (r->model->num_trainable) {
+    if (r->model->num_trainable || r->ngroups) {
         if ((st = vt_ckpt_file(c, "optimizer.safetensors", file, sizeof file, err))) goto done;
-        if ((st = vt_model_load_optimizer(r->model, file, err))) goto done;
+        if ((st = vt_model_load_optimizer_ex(r->model, r->groups, r->ngroups, file, err))) goto done;
     }
     if (r->recipe->load && (st = r->recipe->load(r->recipe_state, c, err))) goto done;
     r->step = in->step;
@@ -268,7 +273,14 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     MPI_Allreduce(counts, global, 2, MPI_INT64_T, MPI_SUM, r->comm);
     float scale = global[0] > 0 ? 1.0f / (float)global[0] : 0.0f;
     if ((st = vt_model_zero_grad(r->model, err))) return st;
+    for (int g = 0; g < r->ngroups; g++)
+        if ((st = vt_ctx_memset_zero(r->ctx, r->groups[g].grads, r->groups[g].n * sizeof(float))))
+            return vt_fail(err, st, "train: zeroing the gradients of '%s'", r->groups[g].name);
     double loss_sum = 0, progress = (double)r->step / (double)r->tc.steps;
+    vt_recipe_step rs = {.step = r->step, .total_steps = (uint64_t)r->tc.steps, .progress = progress,
+                         .seed = (uint64_t)r->tc.seed, .comm = r->comm, .rank = r->rank, .ranks = r->ranks,
+                         .batches = r->batches, .micro_count = r->micro_count, .global_loss_tokens = global[0]};
+    if (r->recipe->begin_step && (st = r->recipe->begin_step(r->recipe_state, &rs, err))) return st;
     for (uint32_t k = 0; k < r->micro_count; k++) {
         double ls = 0;
         if (r->recipe->micro_step)
@@ -278,9 +290,15 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
         if (st) return st;
         loss_sum += ls;
     }
+    vt_recipe_scalars rsc = {0};
+    if (r->recipe->end_step && (st = r->recipe->end_step(r->recipe_state, &rs, &rsc, err))) return st;
     if (r->model->num_trainable) {
         vt_grad_sync_begin(r->sync);
         if ((st = vt_grad_sync_finish(r->sync, 1.0f, err))) return st;
+    }
+    for (int g = 0; g < r->ngroups; g++) {
+        vt_grad_sync_begin(r->group_sync[g]);
+        if ((st = vt_grad_sync_finish(r->group_sync[g], 1.0f, err))) return st;
     }
     double gsum = 0;
     MPI_Allreduce(&loss_sum, &gsum, 1, MPI_DOUBLE, MPI_SUM, r->comm);
@@ -288,8 +306,9 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     vt_adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)r->tc.beta1, .beta2 = (float)r->tc.beta2,
                            .eps = (float)r->tc.eps, .weight_decay = (float)r->tc.weight_decay};
     float norm = 0;
-    if (r->model->num_trainable &&
-        (st = vt_model_step(r->model, &hp, (long)r->step + 1, (float)r->tc.max_grad_norm, &norm, err)))
+    if ((r->model->num_trainable || r->ngroups) &&
+        (st = vt_model_step_ex(r->model, r->groups, r->ngroups, &hp, (long)r->step + 1, (float)r->tc.max_grad_norm,
+                               &norm, err)))
         return st;
     r->step++;
     double sl = r->micro_size * r->micro_count;
@@ -305,6 +324,11 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     sm->images = (double)global[1];
     sm->step_seconds = now_s() - t0;
     sm->stall_seconds = stall;
+    sm->n_extra = rsc.n < 8 ? rsc.n : 8;
+    for (int i = 0; i < sm->n_extra; i++) {
+        sm->extra_names[i] = rsc.names[i];
+        sm->extra[i] = rsc.values[i];
+    }
     return VT_OK;
 }
 
@@ -395,6 +419,18 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if ((st = vt_ctx_create(&r->ctx, &co, err))) return st;
     if ((st = vt_model_create(&r->model, r->ctx, &r->mc, (uint64_t)t->seed, err))) return st;
     if (r->recipe->init && (st = r->recipe->init(r->recipe_state, r->model, (uint64_t)t->seed, err))) return st;
+    if (r->recipe->param_groups) {
+        if ((st = r->recipe->param_groups(r->recipe_state, r->groups, &r->ngroups, err))) return st;
+        if (r->ngroups < 0 || r->ngroups > VT_RECIPE_MAX_GROUPS)
+            return vt_fail(err, VT_ERR_STATE, "recipe %s: %d parameter groups", r->recipe->name, r->ngroups);
+        for (int g = 0; g < r->ngroups; g++) {
+            vt_param_group *pg = &r->groups[g];
+            pg->m = pg->v = NULL; /* zero-filled moments */
+            if ((st = vt_ctx_alloc(r->ctx, (void **)&pg->m, pg->n * sizeof(float))) ||
+                (st = vt_ctx_alloc(r->ctx, (void **)&pg->v, pg->n * sizeof(float))))
+                return vt_fail(err, st, "recipe %s: no memory for the moments of '%s'", r->recipe->name, pg->name);
+        }
+    }
 
     if ((st = vt_path_join(r->ckpt_root, sizeof r->ckpt_root, t->run_dir, "checkpoints", err))) return st;
     char found_path[PATH_MAX] = "";
@@ -452,6 +488,9 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if (r->model->num_trainable &&
         (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, (size_t)1 << 20, &r->sync, err)))
         return st;
+    for (int g = 0; g < r->ngroups; g++)
+        if ((st = vt_grad_sync_new(r->comm, r->groups[g].grads, r->groups[g].n, (size_t)1 << 20, &r->group_sync[g], err)))
+            return st;
     if (r->rank == 0 && r->val_n) {
         if (t->seq_len <= t->val_max_new)
             return vt_fail(err, VT_ERR_ARG, "%s: data.seq_len %lld leaves no room for train.val_max_new_tokens %lld",
@@ -479,13 +518,15 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
             return VT_ERR_ARG;
         }
     }
+    size_t extra_params = 0;
+    for (int g = 0; g < r->ngroups; g++) extra_params += r->groups[g].n;
     if (r->rank == 0) {
         vt_metrics_config mcfg = {.dir = t->run_dir, .tensorboard = t->tensorboard, .log_every = (int)t->log_every,
                                   .total_steps = (uint64_t)t->steps, .first_step = r->step, .progress = t->progress};
         if ((st = vt_metrics_open(&mcfg, &r->metrics, err))) return st;
-        vt_info("train: recipe %s, %zu params (%zu trainable), %d trainer rank(s), global batch %lld = %d x %u "
-                "micro x %u, %lld steps, run dir %s",
-                r->recipe->name, r->model->num_params, r->model->num_trainable, r->ranks,
+        vt_info("train: recipe %s, %zu params (%zu trainable) + %zu method params, %d trainer rank(s), global batch "
+                "%lld = %d x %u micro x %u, %lld steps, run dir %s",
+                r->recipe->name, r->model->num_params, r->model->num_trainable, extra_params, r->ranks,
                 (long long)t->global_batch, r->ranks, r->micro_count, r->micro_size, (long long)t->steps, t->run_dir);
     }
     return VT_OK;
@@ -498,6 +539,13 @@ static void teardown(run *r) {
     vt_heldout_split_free(&r->split);
     vt_metrics_close(r->metrics);
     vt_grad_sync_free(r->sync);
+    for (int g = 0; g < r->ngroups; g++) {
+        vt_grad_sync_free(r->group_sync[g]);
+        if (r->ctx) {
+            if (r->groups[g].m) vt_ctx_free(r->ctx, r->groups[g].m);
+            if (r->groups[g].v) vt_ctx_free(r->ctx, r->groups[g].v);
+        }
+    }
     if (r->batches)
         for (uint32_t k = 0; k < r->micro_count; k++) vt_batch_free(&r->batches[k]);
     free(r->batches);
