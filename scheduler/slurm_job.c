@@ -35,16 +35,38 @@ static vt_status sbatch_word(const vt_config *cfg, const char *key, const char *
 }
 
 /* Slurm time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. */
+/* Seconds of a Slurm time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; -1 if none. */
+static long slurm_time_seconds(const char *s) {
+    long f[4];
+    int n = 0;
+    const char *dash = strchr(s, '-');
+    for (const char *p = s; n < 4;) {
+        if (*p < '0' || *p > '9') return -1;
+        char *end;
+        f[n++] = strtol(p, &end, 10);
+        if (*end == '\0') break;
+        if (!(*end == ':' || (*end == '-' && n == 1))) return -1;
+        p = end + 1;
+    }
+    if (dash) { /* D-H[:M[:S]] */
+        if (n < 2 || n > 4) return -1;
+        long t = f[0] * 86400 + f[1] * 3600;
+        if (n > 2) t += f[2] * 60;
+        if (n > 3) t += f[3];
+        return t;
+    }
+    if (n == 1) return f[0] * 60;
+    if (n == 2) return f[0] * 60 + f[1];
+    if (n == 3) return f[0] * 3600 + f[1] * 60 + f[2];
+    return -1;
+}
+
 static vt_status time_value(const vt_config *cfg, const char *key, const char **out, vt_error *err) {
     vt_status st = vt_config_string(cfg, key, out, err);
     if (st || !*out) return st;
-    const char *s = *out;
-    int ok = *s != '\0';
-    for (const char *c = s; *c; c++)
-        if (!((*c >= '0' && *c <= '9') || *c == ':' || *c == '-')) ok = 0;
-    if (!ok)
+    if (slurm_time_seconds(*out) <= 0)
         return vt_fail(err, VT_ERR_ARG, "%s: %s: '%s' is not a Slurm time ([D-]HH:MM:SS or minutes)",
-                       vt_config_name(cfg), key, s);
+                       vt_config_name(cfg), key, *out);
     return VT_OK;
 }
 
@@ -122,6 +144,13 @@ vt_status vt_slurm_job_load(const vt_config *cfg, vt_slurm_kind kind, const char
     TRY(vt_config_int_range(cfg, "slurm.loaders_per_node", 0, 1024, &job->loaders_per_node, err));
     TRY(vt_config_int_range(cfg, "slurm.cpus_per_task", 1, 4096, &job->cpus_per_task, err));
     TRY(vt_config_int_range(cfg, "slurm.signal_seconds", 10, 3600, &job->signal_seconds, err));
+    /* The warning must come after start-up, not at it: a job shorter than
+     * the warning period would be told to checkpoint the moment it starts. */
+    if (kind == VT_SLURM_TRAIN && job->signal_seconds >= slurm_time_seconds(job->time))
+        return vt_fail(err, VT_ERR_ARG,
+                       "%s: slurm.signal_seconds (%lld) must be less than slurm.time ('%s' = %ld s), or the "
+                       "time-limit warning comes as the job starts",
+                       name, (long long)job->signal_seconds, job->time, slurm_time_seconds(job->time));
     TRY(sbatch_word(cfg, "slurm.mpi", &job->mpi, err));
     TRY(string_list(cfg, "slurm.modules", job->modules, &job->nmodules, err));
     TRY(string_list(cfg, "slurm.sbatch_args", job->sbatch_args, &job->nsbatch_args, err));

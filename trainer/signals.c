@@ -9,6 +9,7 @@
 
 static volatile sig_atomic_t stop_flag;      /* vt_stop value */
 static volatile int interrupt_flag;          /* mirrors SIGINT for lower layers */
+static const char *stop_file;                /* vt_signals_watch_file */
 
 static void on_stop(int sig) {
     (void)sig;
@@ -56,8 +57,15 @@ vt_stop vt_signals_local(void) { return (vt_stop)stop_flag; }
 
 volatile const int *vt_signals_interrupt_flag(void) { return &interrupt_flag; }
 
+void vt_signals_watch_file(const char *path) { stop_file = path; }
+
+void vt_signals_consume_file(void) {
+    if (stop_file) unlink(stop_file);
+}
+
 vt_status vt_signals_agree(MPI_Comm comm, vt_stop *out, vt_error *err) {
     int local = (int)stop_flag, global = 0;
+    if (stop_file && local < VT_STOP_CHECKPOINT && access(stop_file, F_OK) == 0) local = VT_STOP_CHECKPOINT;
     int rc = MPI_Allreduce(&local, &global, 1, MPI_INT, MPI_MAX, comm);
     if (rc != MPI_SUCCESS) return vt_fail(err, VT_ERR_MPI, "signals: MPI_Allreduce failed (%d)", rc);
     *out = (vt_stop)global;

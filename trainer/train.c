@@ -639,7 +639,10 @@ static int train_loop(run *r, vt_error *err) {
             }
         }
         if (stop == VT_STOP_CHECKPOINT) {
-            if (r->rank == 0) vt_warn("stop requested: checkpointed at step %llu, exiting 3", (unsigned long long)r->step);
+            if (r->rank == 0) {
+                vt_signals_consume_file();
+                vt_warn("stop requested: checkpointed at step %llu, exiting 3", (unsigned long long)r->step);
+            }
             return VT_EXIT_CHECKPOINTED;
         }
     }
@@ -662,16 +665,19 @@ static void usage(FILE *out) {
             "                  (start fresh when there is none)\n"
             "  --resume PATH   continue from exactly this checkpoint directory\n"
             "  --set K=V       override one config value (repeatable), e.g. --set train.steps=200\n"
+            "  --stop-file F   when F exists (checked by rank 0 after every step), checkpoint, remove F\n"
+            "                  and exit 3, as on SIGUSR1 (the Slurm template's way to pass the warning)\n"
             "Run under mpirun/srun for several trainer ranks. Exit status: 0 done, 1 failed,\n"
-            "2 bad usage or config, 3 checkpointed on SIGUSR1/SIGTERM (not done), 130 interrupted.\n");
+            "2 bad usage or config, 3 checkpointed on SIGUSR1/SIGTERM/stop file (not done), 130 interrupted.\n");
 }
 
 int vt_cmd_train(int argc, char **argv) {
     static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
                                          {"set", required_argument, NULL, 's'},
+                                         {"stop-file", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *resume = NULL;
+    const char *resume = NULL, *stop_file = NULL;
     const char *sets[64];
     int nsets = 0, c;
     optind = 1;
@@ -679,6 +685,7 @@ int vt_cmd_train(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': resume = optarg; break;
+        case 'F': stop_file = optarg; break;
         case 's':
             if (nsets == 64) {
                 fprintf(stderr, "vistune train: too many --set options (max 64)\n");
@@ -732,6 +739,7 @@ int vt_cmd_train(int argc, char **argv) {
     MPI_Comm_rank(r.comm, &r.rank);
     MPI_Comm_size(r.comm, &r.ranks);
     vt_log_set_rank(r.ranks > 1 ? r.rank : -1);
+    if (r.rank == 0) vt_signals_watch_file(stop_file);
     int rc;
     if ((st = vt_signals_install(&err)) || (st = setup(&r, resume, &err))) {
         rc = st == VT_ERR_ARG ? 2 : 1;

@@ -35,7 +35,7 @@ expect_fail 2 "expected a job kind" -- "$VISTUNE" submit train
 expect_fail 2 "unknown job kind 'serve'" -- "$VISTUNE" submit serve run.yaml
 expect_fail 2 "--after 'x1': expected a job id" -- "$VISTUNE" submit eval run.yaml --after x1
 expect_fail 1 "nope.yaml" -- "$VISTUNE" submit train nope.yaml --dry-run
-printf 'slurm:\n  time: "1"\n  partiton: gpu\n' > typo.yaml
+printf 'slurm:\n  time: "10"\n  partiton: gpu\n' > typo.yaml
 expect_fail 1 "typo.yaml:3: unknown key 'slurm.partiton'" -- "$VISTUNE" submit train typo.yaml --dry-run
 expect_fail 1 "slurm.time: '2h' is not a Slurm time" -- "$VISTUNE" submit train run.yaml --dry-run --set slurm.time=2h
 expect_fail 1 "unknown key 'slurm.gpus'" -- "$VISTUNE" submit train run.yaml --dry-run --set slurm.gpus=2

@@ -83,6 +83,21 @@ ck=$(ls -d "$T"/usr1/checkpoints/ckpt-* | tail -n1)
 step=$(basename "$ck" | sed 's/ckpt-0*//')
 [ "$($L steps "$T/usr1/metrics.jsonl" | awk '{print $NF}')" = "$step" ] || fail "checkpoint is not at the last step"
 
+# A stop file (what the Slurm template passes the time-limit warning as) does
+# the same under 2 ranks and is removed once acted on.
+run_bg2() { "${MPIEXEC:-mpirun}" -n 2 "$VISTUNE" train "$T/run.yaml" --set run_dir="$1" "${@:2}"; }
+run_bg2 "$T/stopfile" --set train.steps=400 --stop-file "$T/stop-request" 2>"$T/stopfile.log" &
+pid=$!
+for _ in $(seq 1500); do [ -s "$T/stopfile/metrics.jsonl" ] && break; sleep 0.02; done
+touch "$T/stop-request"
+rc=0; wait $pid || rc=$?
+[ $rc = 3 ] || fail "the stop file gave exit $rc, expected 3: $(tail -3 "$T/stopfile.log")"
+[ ! -e "$T/stop-request" ] || fail "the stop file was not removed"
+ck=$(ls -d "$T"/stopfile/checkpoints/ckpt-* | tail -n1)
+[ -f "$ck/COMPLETE" ] || fail "stop file: no COMPLETE in $ck"
+[ "$($L steps "$T/stopfile/metrics.jsonl" | awk '{print $NF}')" = "$(basename "$ck" | sed 's/ckpt-0*//')" ] ||
+  fail "stop file: checkpoint is not at the last step"
+
 # TensorBoard file reads back with an independent reader.
 tb=$(ls "$T"/ref/tb/events.out.tfevents.*)
 python3 "$VT_SOURCE_DIR/tests/tools/read_tfevents.py" "$tb" > "$T/tb.txt" || fail "TensorBoard file unreadable"

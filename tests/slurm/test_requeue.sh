@@ -2,7 +2,9 @@
 # Checkpoint-and-requeue with real `vistune train` (2 tasks) and a 1-minute
 # limit: the batch shell traps USR1 (--signal=B:USR1@55; slurmctld checks
 # every 30 s, so it comes 5-35 s into the run; 700 steps take > 35 s even on
-# an idle machine), forwards it to the step, both ranks agree on a checkpoint
+# an idle machine), forwards it to the step's tasks (repeating it until they
+# have their handler: a slow start-up must not lose or die of it), both
+# ranks agree on a checkpoint
 # and exit 3, the script requeues the job and the requeued run resumes from
 # that checkpoint and finishes (the test raises the requeued job's limit so
 # that on a slow machine it is not signalled again: one restart, bounded time). Its losses are bit-identical to an uninterrupted
@@ -25,6 +27,7 @@ YAML
 slurm:
   job_name: vt-requeue-ref
   time: "3"
+  signal_seconds: 30
   trainers_per_node: 2
 YAML
 } > ref.yaml

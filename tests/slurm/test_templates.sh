@@ -11,6 +11,7 @@ train:
   steps: 10
 slurm:
   time: "00:05:00"
+  signal_seconds: 60
   cpus_per_task: 1
   trainers_per_node: 2
   loaders_per_node: 1

@@ -96,7 +96,27 @@ static void test_bad_values_name_the_key(void **state) {
     expect_error("slurm:\n  log_dir: my logs\n", "slurm.log_dir: '/work/exp/my logs' cannot appear");
     expect_error("slurm:\n  nightly: {begin: \"02:00 tomorrow\"}\n", "slurm.nightly.begin");
     expect_error("slurm:\n  signal_seconds: 1\n", "slurm.signal_seconds");
+    expect_error("slurm:\n  time: \"1:2:3:4\"\n", "slurm.time: '1:2:3:4' is not a Slurm time");
+    expect_error("slurm:\n  time: \"1-\"\n", "slurm.time: '1-' is not a Slurm time");
+    expect_error("slurm:\n  time: \"0\"\n", "slurm.time: '0' is not a Slurm time");
+    expect_error("slurm:\n  time: \"3\"\n",
+                 "slurm.signal_seconds (300) must be less than slurm.time ('3' = 180 s)");
+    expect_error("slurm:\n  time: \"1:00\"\n  signal_seconds: 60\n", "('1:00' = 60 s)");
     expect_error("slurm:\n  modules: openmpi\n", "slurm.modules");
+}
+
+static void test_slurm_time_forms(void **state) {
+    (void)state;
+    const char *ok[] = {"90", "5:30", "01:00:00", "2-12", "1-0:30", "1-00:00:10"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof yaml, "slurm:\n  time: \"%s\"\n  signal_seconds: 10\n", ok[i]);
+        vt_config *cfg = NULL;
+        vt_slurm_job job;
+        vt_error err = {0};
+        if (load(yaml, VT_SLURM_TRAIN, &job, &cfg, &err)) fail_msg("%s: %s", ok[i], err.msg);
+        vt_config_free(cfg);
+    }
 }
 
 static char *render(const char *yaml, vt_slurm_kind kind) {
@@ -130,9 +150,10 @@ static void test_train_header(void **state) {
     has(s, "#SBATCH --output=/work/exp/logs/%x-%j.out\n");
     has(s, "#SBATCH --kill-on-invalid-dep=yes\n");
     has(s, "module load 'openmpi/4.1' 'cuda/12' || exit 1\n");
-    has(s, "srun --mpi='pmix' '/opt/vistune/bin/vistune' train '/work/exp/cfg/run.yaml' --resume auto "
+    has(s, "srun --mpi='pmix' '/opt/vistune/bin/vistune' train '/work/exp/cfg/run.yaml' --resume auto --stop-file \"$stop_request\" "
            "'--set' 'a=b c' &\n");
     has(s, "scontrol requeue");
+    has(s, "stop_request=\"/work/exp/logs/vistune-train-${SLURM_JOB_ID}.stop-request\"\n");
     assert_null(strstr(s, "{{"));
     assert_null(strstr(s, "--partition"));
     free(s);
@@ -163,6 +184,7 @@ int main(void) {
         cmocka_unit_test(test_shell_quote_round_trip),
         cmocka_unit_test(test_sbatch_safe),
         cmocka_unit_test(test_bad_values_name_the_key),
+        cmocka_unit_test(test_slurm_time_forms),
         cmocka_unit_test(test_train_header),
         cmocka_unit_test(test_eval_and_nightly),
     };
