@@ -1,0 +1,727 @@
+/* ROSS denoiser: forward (condition embedding, timestep embedding, DiT
+ * blocks with adaLN-Zero, final layer, MSE) and backward on flat buffers.
+ * Rows: cond rows are images x tokens (Ni = n_img N); denoiser rows are
+ * samples x tokens (R = B N with B = n_img K samples, sample b = i K + k
+ * belongs to image i = b / K). */
+#include "trainer/denoiser.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+
+#define COND_LN_EPS 1e-5f  /* the condition's LayerNorm (torch default) */
+#define BLOCK_LN_EPS 1e-6f /* DiT's LayerNorms */
+
+/* Activations of one DiT block. */
+typedef struct dit_acts {
+    float *ln1, *mean1, *rstd1, *mod, *m1, *q, *k, *v, *att, *ao, *a, *xmid;
+    float *ln2, *mean2, *rstd2, *m2, *f1, *f1g, *f2;
+} dit_acts;
+
+struct vt_denoiser_work {
+    int cap;       /* images the buffers hold */
+    bool ready;    /* a forward has run */
+    float *slab;
+    /* inputs (copied) */
+    float *cond, *target, *eps;
+    int32_t *t;
+    /* condition path [Ni, .] */
+    float *hn, *mean0, *rstd0, *hs, *z;
+    /* timestep path [B, .] */
+    float *tf, *t1, *t1s, *temb;
+    /* rows [R, .] */
+    float *c, *sc, *xt, *xs; /* xs: (depth + 1) x [R, W], block inputs then the last output */
+    dit_acts *blk;
+    float *lnf, *meanf, *rstdf, *modf, *y, *out;
+    /* backward scratch */
+    float *dout, *dy, *dx, *d1, *dm, *dao, *dq, *dk, *dv, *dmod, *df1g, *df1, *dsc, *dc;
+    float *dz, *dtemb, *dt1s, *dt1, *dhs, *dhn;
+};
+
+void vt_denoiser_config_default(vt_denoiser_config *c) {
+    memset(c, 0, sizeof *c);
+    c->variant = VT_ROSS_DENOISE;
+    c->width = 0;
+    c->depth = 3;
+    c->heads = 16;
+    c->mlp_ratio = 4.0f;
+    c->freq_dim = 256;
+    c->init_std = 0.02f;
+    c->steps = 1000;
+    c->draws = 4;
+    c->weight = 1.0f;
+}
+
+static vt_status get_int(const vt_config *cfg, const char *prefix, const char *key, int lo, int hi,
+                         int *v, vt_error *err) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.%s", prefix, key);
+    int64_t x = *v;
+    vt_status st = vt_config_int_range(cfg, path, lo, hi, &x, err);
+    if (st) return st;
+    *v = (int)x;
+    return VT_OK;
+}
+
+static vt_status get_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
+                           bool positive, vt_error *err) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.%s", prefix, key);
+    double x = *v;
+    vt_status st = vt_config_double(cfg, path, &x, err);
+    if (st) return st;
+    if (!isfinite(x) || x < 0 || (positive && x == 0))
+        return vt_fail(err, VT_ERR_ARG, "%s: must be finite and %s 0, got %g", path,
+                       positive ? ">" : ">=", x);
+    *v = (float)x;
+    return VT_OK;
+}
+
+vt_status vt_denoiser_config_read(const vt_config *cfg, const char *prefix,
+                                  vt_denoiser_config *c, vt_error *err) {
+    char path[256];
+    static const char *const variants[] = {"denoise", "regress"};
+    int variant = (int)c->variant;
+    snprintf(path, sizeof path, "%s.variant", prefix);
+    vt_status st = vt_config_enum(cfg, path, variants, 2, &variant, err);
+    if (st) return st;
+    c->variant = (vt_ross_variant)variant;
+    if ((st = get_int(cfg, prefix, "width", 0, 1 << 16, &c->width, err)) ||
+        (st = get_int(cfg, prefix, "depth", 1, 64, &c->depth, err)) ||
+        (st = get_int(cfg, prefix, "heads", 1, 1 << 10, &c->heads, err)) ||
+        (st = get_int(cfg, prefix, "freq_dim", 2, 1 << 16, &c->freq_dim, err)) ||
+        (st = get_int(cfg, prefix, "steps", 2, 1 << 20, &c->steps, err)) ||
+        (st = get_int(cfg, prefix, "draws", 1, 1024, &c->draws, err)) ||
+        (st = get_float(cfg, prefix, "mlp_ratio", &c->mlp_ratio, true, err)) ||
+        (st = get_float(cfg, prefix, "init_std", &c->init_std, false, err)) ||
+        (st = get_float(cfg, prefix, "weight", &c->weight, false, err)))
+        return st;
+    if (c->freq_dim % 2)
+        return vt_fail(err, VT_ERR_ARG, "%s.freq_dim: must be even, got %d", prefix, c->freq_dim);
+    return VT_OK;
+}
+
+static int mlp_dim(const vt_denoiser_config *c) { return (int)((float)c->width * c->mlp_ratio); }
+
+vt_status vt_denoiser_config_resolve(vt_denoiser_config *c, int cond_dim, int grid,
+                                     int target_dim, vt_error *err) {
+    if (cond_dim <= 0 || grid <= 0 || target_dim <= 0)
+        return vt_fail(err, VT_ERR_ARG, "ross: condition width %d, grid %d and target width %d must be positive",
+                       cond_dim, grid, target_dim);
+    c->cond_dim = cond_dim;
+    c->grid = grid;
+    c->target_dim = target_dim;
+    if (c->width == 0) c->width = cond_dim < 1024 ? cond_dim : 1024;
+    if (c->width % 4)
+        return vt_fail(err, VT_ERR_ARG, "ross.width: %d is not a multiple of 4 (2-D sin-cos position embedding)",
+                       c->width);
+    if (c->heads <= 0 || c->width % c->heads)
+        return vt_fail(err, VT_ERR_ARG, "ross.heads: %d does not divide width %d", c->heads, c->width);
+    if (mlp_dim(c) <= 0) return vt_fail(err, VT_ERR_ARG, "ross.mlp_ratio: gives an empty MLP");
+    if (c->depth <= 0) return vt_fail(err, VT_ERR_ARG, "ross.depth: must be positive, got %d", c->depth);
+    if (c->freq_dim <= 0 || c->freq_dim % 2)
+        return vt_fail(err, VT_ERR_ARG, "ross.freq_dim: must be even and positive, got %d", c->freq_dim);
+    if (c->steps < 2) return vt_fail(err, VT_ERR_ARG, "ross.steps: must be >= 2, got %d", c->steps);
+    if (c->draws <= 0) return vt_fail(err, VT_ERR_ARG, "ross.draws: must be positive, got %d", c->draws);
+    return VT_OK;
+}
+
+/* ---- schedule, noise, targets ---- */
+
+static double cosine_alpha_bar(double s) {
+    double v = cos((s + 0.008) / 1.008 * M_PI / 2.0);
+    return v * v;
+}
+
+void vt_ross_cosine_schedule(int T, double *out) {
+    double prod = 1.0;
+    for (int t = 0; t < T; t++) {
+        double beta = 1.0 - cosine_alpha_bar((double)(t + 1) / T) / cosine_alpha_bar((double)t / T);
+        if (beta > 0.999) beta = 0.999;
+        prod *= 1.0 - beta;
+        out[t] = prod;
+    }
+}
+
+/* The draws per image of the last forward (1 for REGRESS). */
+static int draws_of(const vt_denoiser_config *c) {
+    return c->variant == VT_ROSS_DENOISE ? c->draws : 1;
+}
+
+void vt_denoiser_noise(const vt_denoiser_config *c, int n_img, uint64_t key, int32_t *t,
+                       float *eps) {
+    size_t NC = (size_t)c->grid * c->grid * c->target_dim;
+    for (int i = 0; i < n_img; i++)
+        for (int k = 0; k < c->draws; k++) {
+            size_t b = (size_t)i * c->draws + k;
+            vt_rng r;
+            vt_rng_init(&r, vt_hash4(key, (uint64_t)i, (uint64_t)k, 0x524f5353u /* "ROSS" */));
+            t[b] = (int32_t)vt_rng_below(&r, (uint64_t)c->steps);
+            for (size_t j = 0; j < NC; j++) eps[b * NC + j] = (float)vt_rng_normal(&r);
+        }
+}
+
+vt_status vt_ross_pixel_targets(const float *pixels, int n_img, int S, int P, const float *mean,
+                                const float *std, float *out, vt_error *err) {
+    if (n_img < 0 || S <= 0 || P <= 0 || S % P)
+        return vt_fail(err, VT_ERR_ARG, "ross: image size %d is not a positive multiple of the patch size %d",
+                       S, P);
+    int g = S / P, K = 3 * P * P;
+    for (int i = 0; i < n_img; i++)
+        for (int p = 0; p < g * g; p++) {
+            int gy = p / g, gx = p % g;
+            float *row = out + ((size_t)i * g * g + p) * K;
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < P; y++)
+                    for (int x = 0; x < P; x++) {
+                        float v = pixels[(((size_t)i * 3 + c) * S + (size_t)gy * P + y) * S +
+                                         (size_t)gx * P + x];
+                        if (mean && std) {
+                            v = (v * std[c] + mean[c] - 0.5f) / 0.5f;
+                            v = fminf(fmaxf(v, -1.0f), 1.0f);
+                        }
+                        row[((size_t)c * P + y) * P + x] = v;
+                    }
+        }
+    return VT_OK;
+}
+
+/* ---- parameters ---- */
+
+typedef enum init_kind { INIT_ZERO, INIT_XAVIER, INIT_NORMAL } init_kind;
+
+static void add_tensor(vt_denoiser *dn, const char *name, int64_t r, int64_t cdim, size_t *off) {
+    vt_denoiser_tensor *t = &dn->tensors[dn->ntensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = cdim ? 2 : 1;
+    t->shape[0] = r;
+    t->shape[1] = cdim;
+    t->numel = (size_t)r * (size_t)(cdim ? cdim : 1);
+    t->offset = *off;
+    t->decay = cdim != 0;
+    *off += t->numel;
+}
+
+/* Adds weight [r, cdim] and bias [r] named prefix.weight / prefix.bias. */
+static void add_linear(vt_denoiser *dn, const char *prefix, int64_t r, int64_t cdim, size_t *off) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    add_tensor(dn, nm, r, cdim, off);
+    snprintf(nm, sizeof nm, "%s.bias", prefix);
+    add_tensor(dn, nm, r, 0, off);
+}
+
+static void set_views(vt_denoiser *dn, float *base, vt_denoiser_views *vw) {
+    int i = 0;
+#define NEXT() (base + dn->tensors[i++].offset)
+    vw->x_w = NEXT(); vw->x_b = NEXT();
+    vw->t1_w = NEXT(); vw->t1_b = NEXT();
+    vw->t2_w = NEXT(); vw->t2_b = NEXT();
+    vw->z_w = NEXT(); vw->z_b = NEXT();
+    for (int l = 0; l < dn->cfg.depth; l++) {
+        vt_dit_block *b = &vw->blocks[l];
+        b->ada_w = NEXT(); b->ada_b = NEXT();
+        b->qkv_w = NEXT(); b->qkv_b = NEXT();
+        b->proj_w = NEXT(); b->proj_b = NEXT();
+        b->fc1_w = NEXT(); b->fc1_b = NEXT();
+        b->fc2_w = NEXT(); b->fc2_b = NEXT();
+    }
+    vw->fada_w = NEXT(); vw->fada_b = NEXT();
+    vw->out_w = NEXT(); vw->out_b = NEXT();
+#undef NEXT
+}
+
+static init_kind init_of(const char *name) {
+    size_t n = strlen(name);
+    bool bias = n > 5 && !strcmp(name + n - 5, ".bias");
+    if (bias || strstr(name, "adaln") || strstr(name, "final.linear")) return INIT_ZERO;
+    if (strstr(name, "t_embed") || strstr(name, "z_embed")) return INIT_NORMAL;
+    return INIT_XAVIER;
+}
+
+/* MAE's 2-D sin-cos embedding: the first W/2 channels encode the column,
+ * the last W/2 the row; each half is [sin(p w_d), cos(p w_d)] with w_d =
+ * 10000^(-d / (W/4)), d < W/4. Token n = row * grid + column. */
+static void sincos_2d(float *pos, int grid, int W) {
+    int q = W / 4;
+    for (int r = 0; r < grid; r++)
+        for (int col = 0; col < grid; col++) {
+            float *p = pos + ((size_t)r * grid + col) * W;
+            for (int half = 0; half < 2; half++) {
+                double coord = half == 0 ? col : r;
+                for (int d = 0; d < q; d++) {
+                    double a = coord * pow(10000.0, -(double)d / q);
+                    p[half * 2 * q + d] = (float)sin(a);
+                    p[half * 2 * q + q + d] = (float)cos(a);
+                }
+            }
+        }
+}
+
+vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_config *cfg,
+                             uint64_t seed, vt_error *err) {
+    *out = NULL;
+    if (vt_ctx_backend(ctx) != VT_BACKEND_CPU)
+        return vt_fail(err, VT_ERR_DEVICE, "ross: the denoiser runs on the CPU backend only");
+    vt_denoiser_config c = *cfg;
+    vt_status st = vt_denoiser_config_resolve(&c, cfg->cond_dim, cfg->grid, cfg->target_dim, err);
+    if (st) return st;
+    vt_denoiser *dn = calloc(1, sizeof *dn);
+    if (!dn) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
+    dn->cfg = c;
+    dn->ctx = ctx;
+    int64_t W = c.width, C = c.target_dim, D = c.cond_dim, F = c.freq_dim, M = mlp_dim(&c);
+    int N = c.grid * c.grid;
+    dn->tensors = calloc((size_t)(10 + 10 * c.depth + 4), sizeof *dn->tensors);
+    dn->w.blocks = calloc((size_t)c.depth, sizeof(vt_dit_block));
+    dn->g.blocks = calloc((size_t)c.depth, sizeof(vt_dit_block));
+    dn->alpha_bar = malloc((size_t)c.steps * sizeof(double));
+    dn->pos = malloc((size_t)N * (size_t)W * sizeof(float));
+    dn->work = calloc(1, sizeof *dn->work);
+    if (dn->work) dn->work->blk = calloc((size_t)c.depth, sizeof(dit_acts));
+    if (!dn->tensors || !dn->w.blocks || !dn->g.blocks || !dn->alpha_bar || !dn->pos || !dn->work ||
+        !dn->work->blk)
+        goto nomem;
+    size_t off = 0;
+    add_linear(dn, "ross.x_embed", W, C, &off);
+    add_linear(dn, "ross.t_embed.fc1", W, F, &off);
+    add_linear(dn, "ross.t_embed.fc2", W, W, &off);
+    add_linear(dn, "ross.z_embed", W, D, &off);
+    for (int l = 0; l < c.depth; l++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "ross.blocks.%d.adaln", l);
+        add_linear(dn, nm, 6 * W, W, &off);
+        snprintf(nm, sizeof nm, "ross.blocks.%d.attn.qkv", l);
+        add_linear(dn, nm, 3 * W, W, &off);
+        snprintf(nm, sizeof nm, "ross.blocks.%d.attn.proj", l);
+        add_linear(dn, nm, W, W, &off);
+        snprintf(nm, sizeof nm, "ross.blocks.%d.mlp.fc1", l);
+        add_linear(dn, nm, M, W, &off);
+        snprintf(nm, sizeof nm, "ross.blocks.%d.mlp.fc2", l);
+        add_linear(dn, nm, W, M, &off);
+    }
+    add_linear(dn, "ross.final.adaln", 2 * W, W, &off);
+    add_linear(dn, "ross.final.linear", C, W, &off);
+    dn->num_params = off;
+    dn->params = calloc(off, sizeof(float));
+    dn->grads = calloc(off, sizeof(float));
+    if (!dn->params || !dn->grads) goto nomem;
+    set_views(dn, dn->params, &dn->w);
+    set_views(dn, dn->grads, &dn->g);
+    for (int i = 0; i < dn->ntensors; i++) {
+        const vt_denoiser_tensor *t = &dn->tensors[i];
+        init_kind kind = init_of(t->name);
+        if (kind == INIT_ZERO) continue;
+        vt_rng r;
+        vt_rng_init(&r, vt_hash_bytes(t->name, strlen(t->name), seed));
+        float *p = dn->params + t->offset;
+        /* xavier_uniform: U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
+        double bound = sqrt(6.0 / (double)(t->shape[0] + t->shape[1]));
+        for (size_t k = 0; k < t->numel; k++)
+            p[k] = kind == INIT_NORMAL ? c.init_std * (float)vt_rng_normal(&r)
+                                       : (float)((2.0 * vt_rng_uniform_double(&r) - 1.0) * bound);
+    }
+    vt_ross_cosine_schedule(c.steps, dn->alpha_bar);
+    sincos_2d(dn->pos, c.grid, (int)W);
+    *out = dn;
+    return VT_OK;
+nomem:
+    vt_denoiser_free(dn);
+    return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for the denoiser");
+}
+
+void vt_denoiser_free(vt_denoiser *dn) {
+    if (!dn) return;
+    if (dn->work) {
+        free(dn->work->slab);
+        free(dn->work->blk);
+        free(dn->work);
+    }
+    free(dn->tensors);
+    free(dn->w.blocks);
+    free(dn->g.blocks);
+    free(dn->alpha_bar);
+    free(dn->pos);
+    free(dn->params);
+    free(dn->grads);
+    free(dn);
+}
+
+void vt_denoiser_zero_grad(vt_denoiser *dn) {
+    memset(dn->grads, 0, dn->num_params * sizeof(float));
+}
+
+const float *vt_denoiser_prediction(const vt_denoiser *dn) { return dn->work->out; }
+
+/* ---- activation memory ---- */
+
+/* Carves the work buffers for n_img images out of base (NULL: only counts).
+ * Returns the floats needed. */
+static size_t layout(vt_denoiser *dn, int n_img, float *base) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    size_t N = (size_t)c->grid * c->grid, K = (size_t)draws_of(c), Ni = (size_t)n_img * N;
+    size_t B = (size_t)n_img * K, R = B * N, W = (size_t)c->width, C = (size_t)c->target_dim;
+    size_t D = (size_t)c->cond_dim, F = (size_t)c->freq_dim, M = (size_t)mlp_dim(c);
+    size_t H = (size_t)c->heads, off = 0;
+#define TAKE(p, n) do { if (base) (p) = base + off; off += ((n) + 15) & ~(size_t)15; } while (0)
+    TAKE(w->cond, Ni * D);
+    TAKE(w->target, Ni * C);
+    TAKE(w->eps, R * C);
+    float *tbuf = NULL;
+    TAKE(tbuf, B); /* int32 timesteps share the float slab (same size) */
+    if (base) w->t = (int32_t *)(void *)tbuf;
+    TAKE(w->hn, Ni * D); TAKE(w->mean0, Ni); TAKE(w->rstd0, Ni); TAKE(w->hs, Ni * D);
+    TAKE(w->z, Ni * W);
+    TAKE(w->tf, B * F); TAKE(w->t1, B * W); TAKE(w->t1s, B * W); TAKE(w->temb, B * W);
+    TAKE(w->c, R * W); TAKE(w->sc, R * W); TAKE(w->xt, R * C);
+    TAKE(w->xs, ((size_t)c->depth + 1) * R * W);
+    for (int l = 0; l < c->depth; l++) {
+        dit_acts *a = &w->blk[l];
+        TAKE(a->ln1, R * W); TAKE(a->mean1, R); TAKE(a->rstd1, R); TAKE(a->mod, R * 6 * W);
+        TAKE(a->m1, R * W); TAKE(a->q, R * W); TAKE(a->k, R * W); TAKE(a->v, R * W);
+        TAKE(a->att, B * H * N * N); TAKE(a->ao, R * W); TAKE(a->a, R * W); TAKE(a->xmid, R * W);
+        TAKE(a->ln2, R * W); TAKE(a->mean2, R); TAKE(a->rstd2, R); TAKE(a->m2, R * W);
+        TAKE(a->f1, R * M); TAKE(a->f1g, R * M); TAKE(a->f2, R * W);
+    }
+    TAKE(w->lnf, R * W); TAKE(w->meanf, R); TAKE(w->rstdf, R); TAKE(w->modf, R * 2 * W);
+    TAKE(w->y, R * W); TAKE(w->out, R * C);
+    TAKE(w->dout, R * C); TAKE(w->dy, R * W); TAKE(w->dx, R * W); TAKE(w->d1, R * W);
+    TAKE(w->dm, R * W); TAKE(w->dao, R * W); TAKE(w->dq, R * W); TAKE(w->dk, R * W);
+    TAKE(w->dv, R * W); TAKE(w->dmod, R * 6 * W); TAKE(w->df1g, R * M); TAKE(w->df1, R * M);
+    TAKE(w->dsc, R * W); TAKE(w->dc, R * W);
+    TAKE(w->dz, Ni * W); TAKE(w->dtemb, B * W); TAKE(w->dt1s, B * W); TAKE(w->dt1, B * W);
+    TAKE(w->dhs, Ni * D); TAKE(w->dhn, Ni * D);
+#undef TAKE
+    return off;
+}
+
+static vt_status grow(vt_denoiser *dn, int n_img, vt_error *err) {
+    vt_denoiser_work *w = dn->work;
+    if (n_img <= w->cap && w->slab) {
+        layout(dn, n_img, w->slab); /* same slab, views for this n_img */
+        return VT_OK;
+    }
+    size_t need = layout(dn, n_img, NULL);
+    free(w->slab);
+    w->slab = malloc((need ? need : 1) * sizeof(float));
+    if (!w->slab) {
+        w->cap = 0;
+        return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for %d images (%zu floats)", n_img, need);
+    }
+    w->cap = n_img;
+    layout(dn, n_img, w->slab);
+    return VT_OK;
+}
+
+/* ---- forward ---- */
+
+static vt_status ctx_fail(vt_denoiser *dn, vt_error *err) {
+    const vt_error *e = vt_ctx_error(dn->ctx);
+    return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
+}
+
+#define OPS(call) do { if (call) return ctx_fail(dn, err); } while (0)
+
+/* x * (1 + scale) + shift per row; shift/scale are column offsets into mod
+ * rows of width mw. */
+static void modulate(float *out, const float *x, const float *mod, int mw, int shift, int scale,
+                     size_t R, int W) {
+    for (size_t r = 0; r < R; r++) {
+        const float *xr = x + r * W, *m = mod + r * mw;
+        float *o = out + r * W;
+        for (int j = 0; j < W; j++) o[j] = xr[j] * (1.0f + m[scale + j]) + m[shift + j];
+    }
+}
+
+/* out = x + gate * y (gate at column offset goff of mod rows). */
+static void gated_add(float *out, const float *x, const float *y, const float *mod, int mw,
+                      int goff, size_t R, int W) {
+    for (size_t r = 0; r < R; r++) {
+        const float *xr = x + r * W, *yr = y + r * W, *g = mod + r * mw + goff;
+        float *o = out + r * W;
+        for (int j = 0; j < W; j++) o[j] = xr[j] + g[j] * yr[j];
+    }
+}
+
+static vt_status block_forward(vt_denoiser *dn, int l, size_t B, vt_error *err) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    const vt_dit_block *p = &dn->w.blocks[l];
+    dit_acts *a = &w->blk[l];
+    int N = c->grid * c->grid, W = c->width, M = mlp_dim(c), H = c->heads;
+    size_t R = B * N, WW = (size_t)W * W;
+    const float *xin = w->xs + (size_t)l * R * W;
+    float *xout = w->xs + (size_t)(l + 1) * R * W;
+    OPS(vt_linear_forward(dn->ctx, a->mod, w->sc, p->ada_w, p->ada_b, (int)R, W, 6 * W));
+    OPS(vt_layernorm_forward(dn->ctx, a->ln1, a->mean1, a->rstd1, xin, NULL, NULL, (int)R, W,
+                             BLOCK_LN_EPS));
+    modulate(a->m1, a->ln1, a->mod, 6 * W, 0, W, R, W);
+    OPS(vt_linear_forward(dn->ctx, a->q, a->m1, p->qkv_w, p->qkv_b, (int)R, W, W));
+    OPS(vt_linear_forward(dn->ctx, a->k, a->m1, p->qkv_w + WW, p->qkv_b + W, (int)R, W, W));
+    OPS(vt_linear_forward(dn->ctx, a->v, a->m1, p->qkv_w + 2 * WW, p->qkv_b + 2 * W, (int)R, W, W));
+    OPS(vt_attention_forward(dn->ctx, a->ao, a->att, a->q, a->k, a->v, NULL, (int)B, N, H, H,
+                             W / H, 0));
+    OPS(vt_linear_forward(dn->ctx, a->a, a->ao, p->proj_w, p->proj_b, (int)R, W, W));
+    gated_add(a->xmid, xin, a->a, a->mod, 6 * W, 2 * W, R, W);
+    OPS(vt_layernorm_forward(dn->ctx, a->ln2, a->mean2, a->rstd2, a->xmid, NULL, NULL, (int)R, W,
+                             BLOCK_LN_EPS));
+    modulate(a->m2, a->ln2, a->mod, 6 * W, 3 * W, 4 * W, R, W);
+    OPS(vt_linear_forward(dn->ctx, a->f1, a->m2, p->fc1_w, p->fc1_b, (int)R, W, M));
+    OPS(vt_activation_forward(dn->ctx, VT_ACT_GELU_TANH, a->f1g, a->f1, R * (size_t)M));
+    OPS(vt_linear_forward(dn->ctx, a->f2, a->f1g, p->fc2_w, p->fc2_b, (int)R, M, W));
+    gated_add(xout, a->xmid, a->f2, a->mod, 6 * W, 5 * W, R, W);
+    return VT_OK;
+}
+
+vt_status vt_denoiser_forward(vt_denoiser *dn, const float *cond, const float *target, int n_img,
+                              const int32_t *t, const float *eps, vt_error *err) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    w->ready = false;
+    if (n_img < 0) return vt_fail(err, VT_ERR_ARG, "ross: negative image count %d", n_img);
+    bool denoise = c->variant == VT_ROSS_DENOISE;
+    if (denoise && n_img > 0 && (!t || !eps))
+        return vt_fail(err, VT_ERR_ARG, "ross: the denoising variant needs timesteps and noise");
+    vt_status st = grow(dn, n_img, err);
+    if (st) return st;
+    dn->n_img = n_img;
+    dn->loss = 0.0;
+    if (n_img == 0) {
+        w->ready = true;
+        return VT_OK;
+    }
+    int N = c->grid * c->grid, W = c->width, D = c->cond_dim, C = c->target_dim, F = c->freq_dim;
+    int K = draws_of(c);
+    size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N;
+    memcpy(w->cond, cond, Ni * D * sizeof(float));
+    memcpy(w->target, target, Ni * C * sizeof(float));
+    if (denoise) {
+        for (size_t b = 0; b < B; b++)
+            if (t[b] < 0 || t[b] >= c->steps)
+                return vt_fail(err, VT_ERR_ARG, "ross: timestep %d of draw %zu is outside [0, %d)",
+                               t[b], b, c->steps);
+        memcpy(w->t, t, B * sizeof(int32_t));
+        memcpy(w->eps, eps, R * C * sizeof(float));
+    }
+    /* condition: hn = LN(h), z = Linear(SiLU(hn)) */
+    OPS(vt_layernorm_forward(dn->ctx, w->hn, w->mean0, w->rstd0, w->cond, NULL, NULL, (int)Ni, D,
+                             COND_LN_EPS));
+    OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->hs, w->hn, Ni * D));
+    OPS(vt_linear_forward(dn->ctx, w->z, w->hs, dn->w.z_w, dn->w.z_b, (int)Ni, D, W));
+    /* timestep embedding: [cos(t f), sin(t f)], f_j = 10000^(-j / (F/2)) -> MLP */
+    if (denoise) {
+        int half = F / 2;
+        for (size_t b = 0; b < B; b++)
+            for (int j = 0; j < half; j++) {
+                double arg = (double)w->t[b] * exp(-log(10000.0) * j / half);
+                w->tf[b * F + j] = (float)cos(arg);
+                w->tf[b * F + half + j] = (float)sin(arg);
+            }
+        OPS(vt_linear_forward(dn->ctx, w->t1, w->tf, dn->w.t1_w, dn->w.t1_b, (int)B, F, W));
+        OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->t1s, w->t1, B * W));
+        OPS(vt_linear_forward(dn->ctx, w->temb, w->t1s, dn->w.t2_w, dn->w.t2_b, (int)B, W, W));
+    }
+    /* per-row condition c = z[image row] + temb[sample]; noisy input x_t */
+    for (size_t b = 0; b < B; b++) {
+        size_t i = b / K;
+        double sa = 0, sn = 0;
+        if (denoise) {
+            sa = sqrt(dn->alpha_bar[w->t[b]]);
+            sn = sqrt(1.0 - dn->alpha_bar[w->t[b]]);
+        }
+        for (int n = 0; n < N; n++) {
+            size_t r = b * N + n;
+            const float *zr = w->z + (i * N + n) * W;
+            float *cr = w->c + r * W;
+            for (int j = 0; j < W; j++) cr[j] = zr[j] + (denoise ? w->temb[b * W + j] : 0.0f);
+            const float *x0 = w->target + (i * N + n) * C, *e = w->eps + r * C;
+            float *xt = w->xt + r * C;
+            for (int j = 0; j < C; j++) xt[j] = denoise ? (float)(sa * x0[j] + sn * e[j]) : 0.0f;
+        }
+    }
+    OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->sc, w->c, R * W));
+    /* x = Linear(x_t) + pos */
+    OPS(vt_linear_forward(dn->ctx, w->xs, w->xt, dn->w.x_w, dn->w.x_b, (int)R, C, W));
+    for (size_t r = 0; r < R; r++) {
+        const float *pr = dn->pos + (r % N) * W;
+        float *xr = w->xs + r * W;
+        for (int j = 0; j < W; j++) xr[j] += pr[j];
+    }
+    for (int l = 0; l < c->depth; l++)
+        if ((st = block_forward(dn, l, B, err))) return st;
+    /* final layer */
+    const float *xl = w->xs + (size_t)c->depth * R * W;
+    OPS(vt_linear_forward(dn->ctx, w->modf, w->sc, dn->w.fada_w, dn->w.fada_b, (int)R, W, 2 * W));
+    OPS(vt_layernorm_forward(dn->ctx, w->lnf, w->meanf, w->rstdf, xl, NULL, NULL, (int)R, W,
+                             BLOCK_LN_EPS));
+    modulate(w->y, w->lnf, w->modf, 2 * W, 0, W, R, W);
+    OPS(vt_linear_forward(dn->ctx, w->out, w->y, dn->w.out_w, dn->w.out_b, (int)R, W, C));
+    /* MSE against eps (DENOISE) or the target (REGRESS) */
+    double sum = 0.0;
+    for (size_t r = 0; r < R; r++) {
+        const float *want = denoise ? w->eps + r * C : w->target + ((r / N / K) * N + r % N) * C;
+        const float *o = w->out + r * C;
+        for (int j = 0; j < C; j++) {
+            double d = (double)o[j] - want[j];
+            sum += d * d;
+        }
+    }
+    dn->loss = sum / ((double)R * C);
+    w->ready = true;
+    return VT_OK;
+}
+
+/* ---- backward ---- */
+
+/* From dL/d(modulated) dm (in place -> dL/d(normed) = dm (1 + scale)) and
+ * the normed input ln, fills the shift and scale columns of dmod. */
+static void modulate_backward(float *dm, const float *ln, const float *mod, float *dmod, int mw,
+                              int shift, int scale, size_t R, int W) {
+    for (size_t r = 0; r < R; r++) {
+        float *d = dm + r * W, *g = dmod + r * mw;
+        const float *x = ln + r * W, *m = mod + r * mw;
+        for (int j = 0; j < W; j++) {
+            g[shift + j] = d[j];
+            g[scale + j] = d[j] * x[j];
+            d[j] *= 1.0f + m[scale + j];
+        }
+    }
+}
+
+/* out = x + gate y: fills the gate column of dmod and dy = dx * gate. */
+static void gated_backward(const float *dx, const float *y, const float *mod, float *dmod,
+                           float *dy, int mw, int goff, size_t R, int W) {
+    for (size_t r = 0; r < R; r++) {
+        const float *d = dx + r * W, *yr = y + r * W, *g = mod + r * mw + goff;
+        float *gm = dmod + r * mw + goff, *o = dy + r * W;
+        for (int j = 0; j < W; j++) {
+            gm[j] = d[j] * yr[j];
+            o[j] = d[j] * g[j];
+        }
+    }
+}
+
+/* dx holds dL/d(block output) on entry, dL/d(block input) on return; dsc
+ * accumulates. */
+static vt_status block_backward(vt_denoiser *dn, int l, size_t B, vt_error *err) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    const vt_dit_block *p = &dn->w.blocks[l], *g = &dn->g.blocks[l];
+    dit_acts *a = &w->blk[l];
+    int N = c->grid * c->grid, W = c->width, M = mlp_dim(c), H = c->heads;
+    size_t R = B * N, RW = R * W, WW = (size_t)W * W;
+    const float *xin = w->xs + (size_t)l * R * W;
+    /* MLP branch: xout = xmid + gate_mlp * f2 */
+    gated_backward(w->dx, a->f2, a->mod, w->dmod, w->d1, 6 * W, 5 * W, R, W);
+    memset(w->df1g, 0, R * M * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->df1g, g->fc2_w, g->fc2_b, w->d1, a->f1g, p->fc2_w, (int)R, M, W));
+    memset(w->df1, 0, R * M * sizeof(float));
+    OPS(vt_activation_backward(dn->ctx, VT_ACT_GELU_TANH, w->df1, w->df1g, a->f1, R * (size_t)M));
+    memset(w->dm, 0, RW * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dm, g->fc1_w, g->fc1_b, w->df1, a->m2, p->fc1_w, (int)R, W, M));
+    modulate_backward(w->dm, a->ln2, a->mod, w->dmod, 6 * W, 3 * W, 4 * W, R, W);
+    OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dm, a->xmid, NULL, a->mean2, a->rstd2,
+                              (int)R, W));
+    /* attention branch: xmid = xin + gate_msa * proj(attn(m1)) */
+    gated_backward(w->dx, a->a, a->mod, w->dmod, w->d1, 6 * W, 2 * W, R, W);
+    memset(w->dao, 0, RW * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dao, g->proj_w, g->proj_b, w->d1, a->ao, p->proj_w, (int)R, W, W));
+    memset(w->dq, 0, RW * sizeof(float));
+    memset(w->dk, 0, RW * sizeof(float));
+    memset(w->dv, 0, RW * sizeof(float));
+    OPS(vt_attention_backward(dn->ctx, w->dq, w->dk, w->dv, w->dao, a->att, a->q, a->k, a->v, (int)B,
+                              N, H, H, W / H));
+    memset(w->dm, 0, RW * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w, g->qkv_b, w->dq, a->m1, p->qkv_w, (int)R, W, W));
+    OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w + WW, g->qkv_b + W, w->dk, a->m1, p->qkv_w + WW,
+                           (int)R, W, W));
+    OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w + 2 * WW, g->qkv_b + 2 * W, w->dv, a->m1,
+                           p->qkv_w + 2 * WW, (int)R, W, W));
+    modulate_backward(w->dm, a->ln1, a->mod, w->dmod, 6 * W, 0, W, R, W);
+    OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dm, xin, NULL, a->mean1, a->rstd1,
+                              (int)R, W));
+    /* the modulation: mod = Linear(SiLU(c)) */
+    OPS(vt_linear_backward(dn->ctx, w->dsc, g->ada_w, g->ada_b, w->dmod, w->sc, p->ada_w, (int)R, W,
+                           6 * W));
+    return VT_OK;
+}
+
+vt_status vt_denoiser_backward(vt_denoiser *dn, float *dcond, float scale, vt_error *err) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    if (!w->ready) return vt_fail(err, VT_ERR_STATE, "ross: backward without a successful forward");
+    int n_img = dn->n_img;
+    if (n_img == 0) return VT_OK;
+    bool denoise = c->variant == VT_ROSS_DENOISE;
+    int N = c->grid * c->grid, W = c->width, D = c->cond_dim, C = c->target_dim, F = c->freq_dim;
+    int K = draws_of(c);
+    size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N, RW = R * W;
+    vt_status st;
+    /* dL/dpred = scale * 2 (pred - want) / (R C) */
+    double k2 = 2.0 * scale / ((double)R * C);
+    for (size_t r = 0; r < R; r++) {
+        const float *want = denoise ? w->eps + r * C : w->target + ((r / N / K) * N + r % N) * C;
+        const float *o = w->out + r * C;
+        float *d = w->dout + r * C;
+        for (int j = 0; j < C; j++) d[j] = (float)(k2 * ((double)o[j] - want[j]));
+    }
+    /* final layer */
+    memset(w->dy, 0, RW * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dy, dn->g.out_w, dn->g.out_b, w->dout, w->y, dn->w.out_w,
+                           (int)R, W, C));
+    modulate_backward(w->dy, w->lnf, w->modf, w->dmod, 2 * W, 0, W, R, W);
+    memset(w->dx, 0, RW * sizeof(float));
+    OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dy, w->xs + (size_t)c->depth * RW, NULL,
+                              w->meanf, w->rstdf, (int)R, W));
+    memset(w->dsc, 0, RW * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dsc, dn->g.fada_w, dn->g.fada_b, w->dmod, w->sc,
+                           dn->w.fada_w, (int)R, W, 2 * W));
+    for (int l = c->depth - 1; l >= 0; l--)
+        if ((st = block_backward(dn, l, B, err))) return st;
+    /* x embedding (the noisy input needs no gradient) */
+    OPS(vt_linear_backward(dn->ctx, NULL, dn->g.x_w, dn->g.x_b, w->dx, w->xt, dn->w.x_w, (int)R, C, W));
+    /* c = z + temb -> dz (summed over draws), dtemb (summed over tokens) */
+    memset(w->dc, 0, RW * sizeof(float));
+    OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dc, w->dsc, w->c, RW));
+    memset(w->dz, 0, Ni * W * sizeof(float));
+    memset(w->dtemb, 0, B * W * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        size_t i = b / K;
+        float *dt = w->dtemb + b * W;
+        for (int n = 0; n < N; n++) {
+            const float *dcr = w->dc + (b * N + n) * W;
+            float *dzr = w->dz + (i * N + n) * W;
+            for (int j = 0; j < W; j++) {
+                dzr[j] += dcr[j];
+                dt[j] += dcr[j];
+            }
+        }
+    }
+    if (denoise) {
+        memset(w->dt1s, 0, B * W * sizeof(float));
+        OPS(vt_linear_backward(dn->ctx, w->dt1s, dn->g.t2_w, dn->g.t2_b, w->dtemb, w->t1s, dn->w.t2_w,
+                               (int)B, W, W));
+        memset(w->dt1, 0, B * W * sizeof(float));
+        OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dt1, w->dt1s, w->t1, B * W));
+        OPS(vt_linear_backward(dn->ctx, NULL, dn->g.t1_w, dn->g.t1_b, w->dt1, w->tf, dn->w.t1_w, (int)B,
+                               F, W));
+    }
+    /* condition path */
+    memset(w->dhs, 0, Ni * D * sizeof(float));
+    OPS(vt_linear_backward(dn->ctx, w->dhs, dn->g.z_w, dn->g.z_b, w->dz, w->hs, dn->w.z_w, (int)Ni, D, W));
+    if (dcond) {
+        memset(w->dhn, 0, Ni * D * sizeof(float));
+        OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dhn, w->dhs, w->hn, Ni * D));
+        OPS(vt_layernorm_backward(dn->ctx, dcond, NULL, NULL, w->dhn, w->cond, NULL, w->mean0, w->rstd0,
+                                  (int)Ni, D));
+    }
+    return VT_OK;
+}
