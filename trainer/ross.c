@@ -1,0 +1,148 @@
+/* Glue between the ROSS denoiser and the model's decoder hook: image spans
+ * from the batch, the final norm, pixel targets, keyed noise. */
+#include "trainer/ross.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/norm.h"
+
+/* CLIP's normalisation (openai/clip-vit-*), as pipeline/dataset.c applies it. */
+static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+static vt_status ensure(vt_ross *r, size_t images, vt_error *err) {
+    const vt_denoiser_config *c = &r->dn->cfg;
+    size_t N = (size_t)c->grid * c->grid, rows = images * N;
+    if (rows <= r->cap_rows && r->rows) return VT_OK;
+    size_t D = (size_t)c->cond_dim, C = (size_t)c->target_dim, K = (size_t)c->draws;
+    free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
+    free(r->tgt); free(r->eps); free(r->t);
+    r->rows = malloc(rows * sizeof(int32_t));
+    r->img = malloc(images * sizeof(int32_t));
+    r->h = malloc(rows * D * sizeof(float));
+    r->hn = malloc(rows * D * sizeof(float));
+    r->rstd = malloc(rows * sizeof(float));
+    r->dh = malloc(rows * D * sizeof(float));
+    r->tgt = malloc(rows * C * sizeof(float));
+    r->eps = malloc(rows * K * C * sizeof(float));
+    r->t = malloc(images * K * sizeof(int32_t));
+    r->cap_rows = rows;
+    if (!r->rows || !r->img || !r->h || !r->hn || !r->rstd || !r->dh || !r->tgt || !r->eps || !r->t) {
+        r->cap_rows = 0;
+        return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for %zu image tokens", rows);
+    }
+    return VT_OK;
+}
+
+static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *h, vt_error *err) {
+    vt_ross *r = arg;
+    r->active = false;
+    r->n_img = 0;
+    if (!r->train) return VT_OK;
+    const vt_model_config *mc = &m->cfg;
+    const vt_denoiser_config *c = &r->dn->cfg;
+    int B = (int)b->shape.batch, T = (int)b->shape.seq_len, N = c->grid * c->grid, D = mc->hidden;
+    vt_status st = ensure(r, (size_t)B, err);
+    if (st) return st;
+    /* image spans: the model has checked each sequence holds 0 or N image tokens */
+    int n = 0;
+    for (int s = 0; s < B; s++) {
+        int len = b->lengths ? b->lengths[s] : T, k = 0;
+        for (int t = 0; t < len; t++)
+            if (b->tokens[(size_t)s * T + t] == mc->image_token_index) {
+                if (k < N) r->rows[(size_t)n * N + k] = s * T + t;
+                k++;
+            }
+        if (k == 0) continue;
+        if (k != N)
+            return vt_fail(err, VT_ERR_RANGE, "ross: sequence %d has %d image tokens, not %d", s, k, N);
+        r->img[n++] = s;
+    }
+    r->n_img = n;
+    if (n == 0) return vt_denoiser_forward(r->dn, NULL, NULL, 0, NULL, NULL, err);
+    size_t rows = (size_t)n * N;
+    for (size_t i = 0; i < rows; i++) memcpy(r->h + i * D, h + (size_t)r->rows[i] * D, (size_t)D * sizeof(float));
+    /* the final norm, as the LM head sees the state */
+    if (vt_rmsnorm_forward(m->ctx, r->hn, r->rstd, r->h, m->w.norm_w, (int)rows, D, mc->rms_eps)) {
+        const vt_error *e = vt_ctx_error(m->ctx);
+        return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
+    }
+    /* pixel targets of the sequences that have images */
+    int S = mc->image_size, P = mc->patch_size;
+    size_t pix = (size_t)3 * S * S, tok = (size_t)N * c->target_dim;
+    if (!b->pixels || b->shape.channels != 3 || (int)b->shape.height != S || (int)b->shape.width != S)
+        return vt_fail(err, VT_ERR_ARG, "ross: the batch has no %dx%d RGB pixels for its images", S, S);
+    bool clip = r->pixel_norm == VT_ROSS_PIX_CLIP;
+    for (int i = 0; i < n; i++)
+        if ((st = vt_ross_pixel_targets(b->pixels + (size_t)r->img[i] * pix, 1, S, P, clip ? clip_mean : NULL,
+                                        clip ? clip_std : NULL, r->tgt + (size_t)i * tok, err)))
+            return st;
+    if (c->variant == VT_ROSS_DENOISE) vt_denoiser_noise(c, n, r->noise_key, r->t, r->eps);
+    if ((st = vt_denoiser_forward(r->dn, r->hn, r->tgt, n, r->t, r->eps, err))) return st;
+    r->active = true;
+    return VT_OK;
+}
+
+static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err) {
+    vt_ross *r = arg;
+    if (!r->active || r->scale == 0.0f) return VT_OK;
+    const vt_denoiser_config *c = &r->dn->cfg;
+    int D = m->cfg.hidden;
+    size_t rows = (size_t)r->n_img * c->grid * c->grid;
+    memset(r->dh, 0, rows * D * sizeof(float));
+    vt_status st = vt_denoiser_backward(r->dn, r->dh, r->scale, err);
+    if (st) return st;
+    /* through the final norm: d(hn) -> d(h), and the norm weight's gradient */
+    float *dnorm = r->hn; /* reuse: hn is not needed any more */
+    memset(dnorm, 0, rows * D * sizeof(float));
+    if (vt_rmsnorm_backward(m->ctx, dnorm, m->g.norm_w, r->dh, r->h, m->w.norm_w, r->rstd, (int)rows, D)) {
+        const vt_error *e = vt_ctx_error(m->ctx);
+        return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
+    }
+    for (size_t i = 0; i < rows; i++) {
+        float *dst = dh + (size_t)r->rows[i] * D;
+        const float *src = dnorm + i * D;
+        for (int j = 0; j < D; j++) dst[j] += src[j];
+    }
+    r->active = false; /* one backward per forward */
+    return VT_OK;
+}
+
+vt_status vt_ross_attach(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
+                         vt_ross_pixel_norm pixel_norm, uint64_t seed, vt_error *err) {
+    *out = NULL;
+    if (m->hook.forward) return vt_fail(err, VT_ERR_STATE, "ross: the model already has a decoder hook");
+    const vt_model_config *mc = &m->cfg;
+    vt_denoiser_config c = *cfg;
+    int P = mc->patch_size, grid = mc->image_size / P;
+    vt_status st = vt_denoiser_config_resolve(&c, mc->hidden, grid, 3 * P * P, err);
+    if (st) return st;
+    vt_ross *r = calloc(1, sizeof *r);
+    if (!r) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
+    if ((st = vt_denoiser_create(&r->dn, m->ctx, &c, seed, err))) {
+        free(r);
+        return st;
+    }
+    r->m = m;
+    r->pixel_norm = pixel_norm;
+    r->scale = 1.0f;
+    m->hook = (vt_decoder_hook){.layer = mc->layers - 1, .forward = hook_forward, .backward = hook_backward, .arg = r};
+    *out = r;
+    return VT_OK;
+}
+
+void vt_ross_free(vt_ross *r) {
+    if (!r) return;
+    if (r->m && r->m->hook.arg == r) memset(&r->m->hook, 0, sizeof r->m->hook);
+    vt_denoiser_free(r->dn);
+    free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
+    free(r->tgt); free(r->eps); free(r->t);
+    free(r);
+}
+
+void vt_ross_set(vt_ross *r, bool train, uint64_t noise_key, float scale) {
+    r->train = train;
+    r->noise_key = noise_key;
+    r->scale = scale;
+}
