@@ -105,6 +105,12 @@ vt_status vt_denoiser_config_read(const vt_config *cfg, const char *prefix,
         return st;
     if (c->freq_dim % 2)
         return vt_fail(err, VT_ERR_ARG, "%s.freq_dim: must be even, got %d", prefix, c->freq_dim);
+    /* an explicit width can be checked now (width 0 waits for the model) */
+    if (c->width % 4)
+        return vt_fail(err, VT_ERR_ARG, "%s.width: %d is not a multiple of 4 (2-D sin-cos position embedding)",
+                       prefix, c->width);
+    if (c->width && c->width % c->heads)
+        return vt_fail(err, VT_ERR_ARG, "%s.heads: %d does not divide width %d", prefix, c->heads, c->width);
     return VT_OK;
 }
 

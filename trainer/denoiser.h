@@ -65,7 +65,8 @@ void vt_denoiser_config_default(vt_denoiser_config *c);
 /* Reads the `prefix` section (normally "ross") over c: variant
  * (denoise|regress), width, depth, heads, mlp_ratio, freq_dim, init_std,
  * steps, draws, weight. Absent keys keep their values; VT_ERR_ARG names the
- * key on a bad value. (The section's `target` key belongs to the recipe.) */
+ * key on a bad value (an explicit width is checked against heads here). The
+ * section's `target` and `pixel_norm` keys belong to the recipe. */
 vt_status vt_denoiser_config_read(const vt_config *cfg, const char *prefix,
                                   vt_denoiser_config *c, vt_error *err);
 /* Sets cond_dim, grid, target_dim, resolves width 0 and validates the

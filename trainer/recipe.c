@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "trainer/ross.h"
+
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
                                        double *loss_sum, vt_error *err) {
     float loss;
@@ -35,6 +37,12 @@ static vt_status stage2_configure(const vt_config *cfg, vt_model_config *mc, voi
 static const vt_recipe recipes[] = {
     {.name = "stage1", .chat_template = "plain", .configure = stage1_configure},
     {.name = "stage2", .chat_template = "vicuna_v1", .configure = stage2_configure},
+    /* ROSS (trainer/ross.h): stage 2 + the reconstruction denoiser. */
+    {.name = "ross", .chat_template = "vicuna_v1", .configure = vt_ross_recipe_configure,
+     .init = vt_ross_recipe_init, .micro_step = vt_ross_recipe_micro_step,
+     .param_groups = vt_ross_recipe_param_groups, .begin_step = vt_ross_recipe_begin_step,
+     .end_step = vt_ross_recipe_end_step, .save = vt_ross_recipe_save, .load = vt_ross_recipe_load,
+     .destroy = vt_ross_recipe_destroy},
 };
 
 const vt_recipe *vt_recipe_find(const char *name) {
@@ -43,4 +51,4 @@ const vt_recipe *vt_recipe_find(const char *name) {
     return NULL;
 }
 
-const char *vt_recipe_names(void) { return "stage1, stage2"; }
+const char *vt_recipe_names(void) { return "stage1, stage2, ross"; }

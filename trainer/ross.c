@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rng.h"
 #include "ops/norm.h"
 
 /* CLIP's normalisation (openai/clip-vit-*), as pipeline/dataset.c applies it. */
@@ -78,7 +79,15 @@ static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *
         if ((st = vt_ross_pixel_targets(b->pixels + (size_t)r->img[i] * pix, 1, S, P, clip ? clip_mean : NULL,
                                         clip ? clip_std : NULL, r->tgt + (size_t)i * tok, err)))
             return st;
-    if (c->variant == VT_ROSS_DENOISE) vt_denoiser_noise(c, n, r->noise_key, r->t, r->eps);
+    if (c->variant == VT_ROSS_DENOISE) {
+        /* per image, keyed by its dataset sample: the draws do not depend on
+         * which rank or micro-batch the sample landed in */
+        size_t K = (size_t)c->draws, NC = (size_t)N * c->target_dim;
+        for (int i = 0; i < n; i++) {
+            uint64_t id = b->sample_indices ? b->sample_indices[r->img[i]] : (uint64_t)r->img[i];
+            vt_denoiser_noise(c, 1, vt_hash4(r->noise_key, id, 0, 0), r->t + i * K, r->eps + i * K * NC);
+        }
+    }
     if ((st = vt_denoiser_forward(r->dn, r->hn, r->tgt, n, r->t, r->eps, err))) return st;
     r->active = true;
     return VT_OK;

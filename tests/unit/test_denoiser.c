@@ -161,7 +161,9 @@ static void test_config(void **state) {
                             {"ross:\n  depth: 0\n", "ross.depth"},
                             {"ross:\n  weight: -1\n", "ross.weight"},
                             {"ross:\n  freq_dim: 7\n", "ross.freq_dim"},
-                            {"ross:\n  mlp_ratio: 0\n", "ross.mlp_ratio"}};
+                            {"ross:\n  mlp_ratio: 0\n", "ross.mlp_ratio"},
+                            {"ross:\n  width: 30\n", "ross.width"},
+                            {"ross:\n  width: 32\n  heads: 5\n", "ross.heads"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(vt_config_parse(bad[i][0], strlen(bad[i][0]), "run.yaml", &cfg, &err), VT_OK);
         vt_denoiser_config_default(&c);

@@ -1,0 +1,145 @@
+/* The `ross` recipe: stage 2 + the ROSS denoiser on the decoder's final
+ * hidden states (see trainer/ross.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fs.h"
+#include "common/rng.h"
+#include "trainer/ross.h"
+
+typedef struct ross_state {
+    vt_denoiser_config dcfg;
+    vt_ross_pixel_norm pixel_norm;
+    vt_ross *r;
+    vt_model *m;
+    uint8_t *decay;         /* per parameter: weight decay applies */
+    uint64_t seed, step;    /* of the step being computed */
+    int64_t global_images;  /* images in the whole global batch of the step */
+    double ross_sum;        /* this rank's sum of images x micro-batch loss */
+} ross_state;
+
+int vt_ross_count_images(const vt_batch *b, int image_token) {
+    int n = 0, B = (int)b->shape.batch, T = (int)b->shape.seq_len;
+    for (int s = 0; s < B; s++) {
+        int len = b->lengths ? b->lengths[s] : T;
+        for (int t = 0; t < len; t++)
+            if (b->tokens[(size_t)s * T + t] == image_token) {
+                n++;
+                break;
+            }
+    }
+    return n;
+}
+
+vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, void **state,
+                                   vt_error *err) {
+    mc->freeze_vision = true;
+    mc->freeze_projector = false;
+    mc->freeze_language = false;
+    ross_state *s = calloc(1, sizeof *s);
+    if (!s) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
+    *state = s;
+    vt_denoiser_config_default(&s->dcfg);
+    vt_status st = vt_denoiser_config_read(cfg, "ross", &s->dcfg, err);
+    if (st) return st;
+    static const char *const targets[] = {"pixels"};
+    int target = 0;
+    if ((st = vt_config_enum(cfg, "ross.target", targets, 1, &target, err))) return st;
+    static const char *const norms[] = {"clip", "none"};
+    int norm = 0;
+    if ((st = vt_config_enum(cfg, "ross.pixel_norm", norms, 2, &norm, err))) return st;
+    s->pixel_norm = (vt_ross_pixel_norm)norm;
+    return VT_OK;
+}
+
+vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
+    ross_state *s = state;
+    s->m = m;
+    vt_status st = vt_ross_attach(&s->r, m, &s->dcfg, s->pixel_norm, seed, err);
+    if (st) return st;
+    const vt_denoiser *dn = s->r->dn;
+    s->decay = calloc(dn->num_params, 1);
+    if (!s->decay) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
+    for (int i = 0; i < dn->ntensors; i++)
+        if (dn->tensors[i].decay) memset(s->decay + dn->tensors[i].offset, 1, dn->tensors[i].numel);
+    return VT_OK;
+}
+
+vt_status vt_ross_recipe_param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
+    (void)err;
+    ross_state *s = state;
+    vt_denoiser *dn = s->r->dn;
+    out[0] = (vt_param_group){.name = "ross", .params = dn->params, .grads = dn->grads,
+                              .decay_mask = s->decay, .n = dn->num_params};
+    *n = 1;
+    return VT_OK;
+}
+
+vt_status vt_ross_recipe_begin_step(void *state, const vt_recipe_step *rs, vt_error *err) {
+    ross_state *s = state;
+    int64_t local = 0;
+    for (uint32_t k = 0; k < rs->micro_count; k++)
+        local += vt_ross_count_images(&rs->batches[k], s->m->cfg.image_token_index);
+    if (MPI_Allreduce(&local, &s->global_images, 1, MPI_INT64_T, MPI_SUM, rs->comm) != MPI_SUCCESS)
+        return vt_fail(err, VT_ERR_MPI, "ross: counting the step's images");
+    s->seed = rs->seed;
+    s->step = rs->step;
+    s->ross_sum = 0;
+    return VT_OK;
+}
+
+vt_status vt_ross_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
+                                    double progress, double *loss_sum, vt_error *err) {
+    (void)progress;
+    ross_state *s = state;
+    vt_ross *r = s->r;
+    int n = vt_ross_count_images(b, m->cfg.image_token_index);
+    float scale = s->global_images > 0 ? (float)((double)s->dcfg.weight * n / (double)s->global_images) : 0.0f;
+    vt_ross_set(r, true, vt_hash4(s->seed, s->step, 0x524f5353u /* "ROSS" */, 0), scale);
+    float loss = 0;
+    vt_status st = vt_model_forward(m, b, VT_FORWARD_LOSS, &loss, err);
+    if (!st) {
+        *loss_sum = (double)loss * (double)m->loss_count;
+        if (r->active) s->ross_sum += (double)r->n_img * r->dn->loss;
+        if (m->loss_count > 0 || r->active) st = vt_model_backward(m, dloss_scale, err);
+    }
+    vt_ross_set(r, false, 0, 0.0f); /* other forwards (evaluation) do not touch the denoiser */
+    return st;
+}
+
+vt_status vt_ross_recipe_end_step(void *state, const vt_recipe_step *rs, vt_recipe_scalars *out,
+                                  vt_error *err) {
+    ross_state *s = state;
+    double global = 0;
+    if (MPI_Allreduce(&s->ross_sum, &global, 1, MPI_DOUBLE, MPI_SUM, rs->comm) != MPI_SUCCESS)
+        return vt_fail(err, VT_ERR_MPI, "ross: reducing the step's loss");
+    out->names[out->n] = "ross_loss";
+    out->values[out->n++] = s->global_images > 0 ? global / (double)s->global_images : NAN;
+    return VT_OK;
+}
+
+vt_status vt_ross_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err) {
+    ross_state *s = state;
+    if (vt_ckpt_writer_rank(w) != 0) return VT_OK; /* replicated: rank 0 writes it */
+    char path[4096];
+    vt_status st = vt_path_join(path, sizeof path, vt_ckpt_writer_dir(w), "ross.safetensors", err);
+    if (st) return st;
+    return vt_denoiser_save(s->r->dn, path, err);
+}
+
+vt_status vt_ross_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
+    ross_state *s = state;
+    char path[4096];
+    vt_status st = vt_ckpt_file(c, "ross.safetensors", path, sizeof path, err);
+    if (st) return st;
+    return vt_denoiser_load(s->r->dn, path, err);
+}
+
+void vt_ross_recipe_destroy(void *state) {
+    ross_state *s = state;
+    if (!s) return;
+    vt_ross_free(s->r);
+    free(s->decay);
+    free(s);
+}
