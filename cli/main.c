@@ -13,6 +13,7 @@
 #include "pipeline/tokenizer.h"
 #include "scheduler/report.h"
 #include "scheduler/sched.h"
+#include "trainer/bbtune.h"
 #include "trainer/eval.h"
 #include "scheduler/scheduler.h"
 #include "trainer/serve.h"
@@ -37,6 +38,7 @@ static const command commands[] = {
     {"report", vt_cmd_report, "build the robustness report (JSON, Markdown, HTML) and gate on regressions"},
     {"train", vt_cmd_train, "train a model (stage1/stage2 recipes) with checkpoints and resume"},
     {"serve", vt_cmd_serve, "serve a frozen model for black-box tuning (scoring queries over ZeroMQ)"},
+    {"bbtune", vt_cmd_bbtune, "black-box tuning of context vectors through a running `vistune serve`"},
     {"tokenize", vt_cmd_tokenize, "encode text with a tokenizer (JSON lines in, id arrays out)"},
     {"submit", vt_cmd_submit, "render a Slurm job (train, eval, nightly) from a run config and submit it"},
     {"mpi-check", vt_cmd_mpi_check, "check an MPI launch (srun/mpirun): ranks, local ranks, GPUs, allreduce"},

@@ -2,9 +2,11 @@
 #include "trainer/bbtune.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/log.h"
+#include "common/rng.h"
 
 static void sleep_ms(int ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -70,4 +72,75 @@ vt_status vt_bbtune_zo(vt_bbtune *t, vt_zo *z, float *ctx, int max_steps, int *s
         (*steps)++;
     }
     return VT_OK;
+}
+
+void vt_bbtune_share(int n, int ranks, int rank, int *lo, int *hi) {
+    int base = n / ranks, extra = n % ranks;
+    *lo = rank * base + (rank < extra ? rank : extra);
+    *hi = *lo + base + (rank < extra);
+}
+
+uint64_t vt_bbtune_retry_allowance(uint64_t slack, int ranks, int rank, uint64_t share, int retries) {
+    uint64_t mine = slack / (uint64_t)ranks + ((uint64_t)rank < slack % (uint64_t)ranks);
+    uint64_t cap = share * (uint64_t)(retries > 0 ? retries : 0);
+    return mine < cap ? mine : cap;
+}
+
+void vt_bbtune_minibatch(uint64_t seed, uint64_t step, uint32_t n_items, int batch, uint32_t *out) {
+    uint64_t spe = n_items / (uint32_t)batch, epoch = step / spe, k = step % spe;
+    /* Fisher-Yates over the whole epoch; the items are few (tens to thousands). */
+    uint32_t *perm = malloc((size_t)n_items * sizeof *perm);
+    vt_rng r;
+    vt_rng_init(&r, vt_hash4(seed, epoch, 0, 0xbb7));
+    if (!perm) { /* no memory: fall back to a deterministic stride (never expected) */
+        for (int i = 0; i < batch; i++) out[i] = (uint32_t)((k * (uint64_t)batch + (uint64_t)i) % n_items);
+        return;
+    }
+    for (uint32_t i = 0; i < n_items; i++) perm[i] = i;
+    for (uint32_t i = n_items - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)vt_rng_below(&r, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    memcpy(out, perm + k * (uint64_t)batch, (size_t)batch * sizeof *out);
+    free(perm);
+}
+
+vt_status vt_bbtune_pick_ctx_ids(const int32_t *tokens, size_t n_tokens, int vocab, int image_token, int n,
+                                 int32_t *out, vt_error *err) {
+    uint8_t *seen = calloc((size_t)(vocab > 0 ? vocab : 1), 1);
+    if (!seen) return vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
+    for (size_t i = 0; i < n_tokens; i++)
+        if (tokens[i] >= 0 && tokens[i] < vocab) seen[tokens[i]] = 1;
+    int k = 0;
+    for (int id = vocab - 1; id >= 0 && k < n; id--)
+        if (!seen[id] && id != image_token) out[k++] = id;
+    free(seen);
+    if (k < n)
+        return vt_fail(err, VT_ERR_ARG, "bbtune: only %d of the vocabulary's %d ids are unused by the items, n_ctx is %d",
+                       k, vocab, n);
+    return VT_OK;
+}
+
+void vt_bbtune_prefix_row(const int32_t *ids, int n_ctx, int T, const int32_t *tok, const int32_t *tgt,
+                          const uint8_t *mask, int32_t *otok, int32_t *otgt, uint8_t *omask, int32_t *len) {
+    int Tin = T - n_ctx;
+    for (int i = 0; i < n_ctx; i++) {
+        otok[i] = ids[i];
+        otgt[i] = i + 1 < n_ctx ? ids[i + 1] : tok[0];
+        omask[i] = 0;
+    }
+    memcpy(otok + n_ctx, tok, (size_t)Tin * sizeof *otok);
+    memcpy(otgt + n_ctx, tgt, (size_t)Tin * sizeof *otgt);
+    memcpy(omask + n_ctx, mask, (size_t)Tin);
+    *len += n_ctx;
+}
+
+uint64_t vt_bbtune_ledger_total(const uint64_t *base, const uint64_t *sent, int n) {
+    uint64_t top = 0, sum = 0;
+    for (int i = 0; i < n; i++)
+        if (base[i] > top) top = base[i];
+    for (int i = 0; i < n; i++)
+        if (base[i] == top) sum += sent[i];
+    return n ? top + sum : 0;
 }

@@ -33,4 +33,43 @@ vt_status vt_bbtune_objective(void *bbtune, const float *points, int npoints, fl
  * done, *loss the clean loss of the last step. */
 vt_status vt_bbtune_zo(vt_bbtune *t, vt_zo *z, float *ctx, int max_steps, int *steps, float *loss, vt_error *err);
 
+/* ---- pieces of `vistune bbtune` (pure functions, unit-tested) ---- */
+
+/* Rank `rank` of `ranks` takes the contiguous units [*lo, *hi) of n: the
+ * first n % ranks ranks one more than the others. */
+void vt_bbtune_share(int n, int ranks, int rank, int *lo, int *hi);
+
+/* Extra queries a rank may spend on retries within one round of work, so
+ * that the ranks together never pass the budget: the slack (queries left
+ * after the round's own cost and what is reserved for later) dealt out like
+ * vt_bbtune_share, capped at `retries` repeats of the rank's own share. */
+uint64_t vt_bbtune_retry_allowance(uint64_t slack, int ranks, int rank, uint64_t share, int retries);
+
+/* The items of step `step`: batch positions into [0, n_items) (each epoch a
+ * Philox permutation keyed by (seed, epoch); steps_per_epoch = n_items /
+ * batch, the remainder of an epoch is skipped). Needs 1 <= batch <= n_items. */
+void vt_bbtune_minibatch(uint64_t seed, uint64_t step, uint32_t n_items, int batch, uint32_t *out);
+
+/* Chooses n distinct context token ids: the largest ids below vocab that
+ * are not image_token and occur nowhere in tokens[0..n_tokens) (so writing
+ * the context into their embedding rows changes only the prefix). */
+vt_status vt_bbtune_pick_ctx_ids(const int32_t *tokens, size_t n_tokens, int vocab, int image_token, int n,
+                                 int32_t *out, vt_error *err);
+
+/* Prefixes one row with the context: tokens' = ids ++ tokens, targets
+ * shifted alike (the context positions predict the next id, not counted),
+ * loss_mask' = 0 ++ mask. The input row has T - n_ctx positions; the output
+ * row has T; *len grows by n_ctx. */
+void vt_bbtune_prefix_row(const int32_t *ids, int n_ctx, int T, const int32_t *tok, const int32_t *tgt,
+                          const uint8_t *mask, int32_t *otok, int32_t *otgt, uint8_t *omask, int32_t *len);
+
+/* Queries a killed run may have sent: ranks write "base B sent S" before
+ * every request (B = the global count at the start of the round, S = what
+ * that rank sent since). The ledger says max over the files with the largest
+ * B of B + the sum of their S; older bases are contained in newer ones. */
+uint64_t vt_bbtune_ledger_total(const uint64_t *base, const uint64_t *sent, int n);
+
+/* `vistune bbtune RUN.yaml [--resume auto|PATH] [--set K=V ...]` (docs/blackbox.md). */
+int vt_cmd_bbtune(int argc, char **argv);
+
 #endif

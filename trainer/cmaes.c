@@ -220,3 +220,14 @@ void vt_subspace_map(uint64_t seed, size_t D, int n, const float *x0, const doub
         x[j] = (float)a;
     }
 }
+
+vt_cmaes_state vt_cmaes_get_state(vt_cmaes *es) {
+    return (vt_cmaes_state){.gen = es->gen, .sigma = es->sigma, .rng = es->rng, .mean = es->mean, .pc = es->pc,
+                            .ps = es->ps, .C = es->C, .B = es->B, .D = es->Dg};
+}
+
+void vt_cmaes_set_state(vt_cmaes *es, long gen, double sigma, const vt_rng *rng) {
+    es->gen = gen;
+    es->sigma = sigma;
+    es->rng = *rng;
+}

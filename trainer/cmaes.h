@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 
 typedef struct vt_cmaes_options {
     int lambda;      /* population; <= 0 = 4 + floor(3 ln n) (CraFT: 40) */
@@ -37,6 +38,19 @@ const double *vt_cmaes_mean(const vt_cmaes *es);
 double vt_cmaes_sigma(const vt_cmaes *es);
 /* Generations told so far. */
 long vt_cmaes_generation(const vt_cmaes *es);
+
+/* State for checkpoints: the generation, step size and sampler position,
+ * plus the buffers (borrowed from the optimiser: copy into them to restore):
+ * mean, pc, ps (n each), C and B (n*n), D (n). Restoring every buffer and
+ * then vt_cmaes_set_state's scalars continues a run exactly. */
+typedef struct vt_cmaes_state {
+    long gen;
+    double sigma;
+    vt_rng rng;
+    double *mean, *pc, *ps, *C, *B, *D;
+} vt_cmaes_state;
+vt_cmaes_state vt_cmaes_get_state(vt_cmaes *es);
+void vt_cmaes_set_state(vt_cmaes *es, long gen, double sigma, const vt_rng *rng);
 
 /* x = x0 + A z for the random Gaussian A [D, n] of `seed` (x0 NULL = zeros).
  * Element (j, k) of A is normal(hash(seed, j)) stream position k, so any

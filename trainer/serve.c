@@ -168,6 +168,16 @@ fail:
 
 const char *vt_serve_endpoint(const vt_serve *s) { return s->endpoint; }
 
+void vt_serve_get_stats(const vt_serve *s, vt_serve_stats *out) {
+    const vt_model_config *mc = &s->m->cfg;
+    *out = (vt_serve_stats){.queries = s->queries, .requests = s->requests, .rejected = s->rejected,
+                            .max_queries = s->opt.max_queries, .auth_denied = s->auth_denied, .hidden = mc->hidden,
+                            .vocab = mc->vocab, .max_batch = s->opt.max_batch, .max_seq = s->opt.max_seq,
+                            .image_size = mc->image_size, .image_token_index = mc->image_token_index,
+                            .max_sets = s->opt.max_sets, .max_ctx = s->opt.max_ctx,
+                            .image_tokens = vt_model_image_tokens(mc)};
+}
+
 void vt_serve_close(vt_serve *s) {
     if (!s) return;
     if (s->sock) zmq_close(s->sock);
@@ -220,6 +230,7 @@ static int send_stats(vt_serve *s) {
     st.image_token_index = mc->image_token_index;
     st.max_sets = (uint32_t)s->opt.max_sets;
     st.max_ctx = (uint32_t)s->opt.max_ctx;
+    st.image_tokens = (uint32_t)vt_model_image_tokens(mc);
     Vt__ServeReply r = VT__SERVE_REPLY__INIT;
     r.kind_case = VT__SERVE_REPLY__KIND_STATS;
     r.stats = &st;

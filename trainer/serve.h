@@ -63,7 +63,11 @@ typedef struct vt_serve_client_options {
 typedef struct vt_serve_stats {
     uint64_t queries, requests, rejected, max_queries, auth_denied;
     int hidden, vocab, max_batch, max_seq, image_size, image_token_index, max_sets, max_ctx;
+    int image_tokens; /* positions one image takes (what a client's data pipeline must expand) */
 } vt_serve_stats;
+
+/* The service's counters and limits (what a StatsRequest answers). */
+void vt_serve_get_stats(const vt_serve *s, vt_serve_stats *out);
 
 /* One batch to score (host memory; shapes as in the ScoreRequest). */
 typedef struct vt_serve_query {

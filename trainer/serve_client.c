@@ -120,11 +120,17 @@ vt_status vt_serve_client_reconnect(vt_serve_client *c, vt_error *err) {
 /* Sends one request and unpacks the reply (caller frees it). */
 static vt_status call(vt_serve_client *c, const void *data, size_t len, Vt__ServeReply **out, vt_error *err) {
     *out = NULL;
-    if (zmq_send(c->sock, data, len, 0) < 0)
+    /* A signal (a tuner's SIGUSR1/SIGTERM: checkpoint at the next step
+     * boundary) interrupts the wait with EINTR; the reply is still coming,
+     * so wait on. SIGINT ends the process through its own watchdog. */
+    int rc;
+    while ((rc = zmq_send(c->sock, data, len, 0)) < 0 && zmq_errno() == EINTR) {}
+    if (rc < 0)
         return vt_fail(err, VT_ERR_NET, "serve client: send to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
+    while ((rc = zmq_msg_recv(&msg, c->sock, 0)) < 0 && zmq_errno() == EINTR) {}
+    if (rc < 0) {
         int e = zmq_errno();
         zmq_msg_close(&msg);
         if (e == EAGAIN)
@@ -218,7 +224,8 @@ vt_status vt_serve_client_stats(vt_serve_client *c, vt_serve_stats *out, vt_erro
                             .max_queries = s->max_queries, .auth_denied = s->auth_denied, .hidden = (int)s->hidden,
                             .vocab = (int)s->vocab, .max_batch = (int)s->max_batch, .max_seq = (int)s->max_seq,
                             .image_size = (int)s->image_size, .image_token_index = s->image_token_index,
-                            .max_sets = (int)s->max_sets, .max_ctx = (int)s->max_ctx};
+                            .max_sets = (int)s->max_sets, .max_ctx = (int)s->max_ctx,
+                            .image_tokens = (int)s->image_tokens};
     vt__serve_reply__free_unpacked(rep, NULL);
     return VT_OK;
 }

@@ -89,6 +89,11 @@ static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, 
         vt_info("serve: %s on %s (max batch %d, seq %d, budget %llu queries%s)", ckpt, vt_serve_endpoint(s),
                 o->max_batch, o->max_seq, (unsigned long long)o->max_queries, o->curve_secret_file ? ", CURVE" : "");
         st = vt_serve_run(s, should_stop, NULL, &err);
+        vt_serve_stats ss;
+        vt_serve_get_stats(s, &ss);
+        vt_info("serve: stopped after %llu queries in %llu requests (%llu rejected, %llu CURVE refusals)",
+                (unsigned long long)ss.queries, (unsigned long long)ss.requests, (unsigned long long)ss.rejected,
+                (unsigned long long)ss.auth_denied);
     }
     vt_serve_close(s);
     vt_model_free(m);

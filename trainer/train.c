@@ -346,6 +346,7 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
      * are checked strictly by `vistune eval/sched` and `vistune submit`. */
     vt_config_mark_used(r->cfg, "eval");
     vt_config_mark_used(r->cfg, "slurm");
+    vt_config_mark_used(r->cfg, "bbtune"); /* `vistune bbtune` checks its own section */
     if (t->source == 0) {
         vt_dataset_config_default(&r->dcfg);
         r->dcfg.template_name = r->recipe->chat_template; /* data.template overrides */
