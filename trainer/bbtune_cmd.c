@@ -789,7 +789,15 @@ static vt_status setup_resume(bb *r, const char *resume, vt_error *err) {
         if (!st && resume && !strcmp(resume, "auto")) st = vt_ckpt_find_latest(r->ckpt_root, found, sizeof found, &have, err);
         else if (!st && resume) snprintf(found, sizeof found, "%s", resume), have = true;
         if (!st && resume) st = ledger_read(r, &ledger, err);
-        if (!st && !resume) { /* a fresh run: the old ledger belongs to the old run */
+        if (!st && !resume) { /* a fresh run: refuse to mix with an earlier one's checkpoints */
+            bool old = false;
+            char p[PATH_MAX];
+            st = vt_ckpt_find_latest(r->ckpt_root, p, sizeof p, &old, err);
+            if (!st && old)
+                st = vt_fail(err, VT_ERR_ARG, "%s holds checkpoints of an earlier run: pass --resume auto or remove them",
+                             r->ckpt_root);
+        }
+        if (!st && !resume) { /* the old ledger belongs to the old run */
             st = vt_remove_tree(r->ledger_dir, err);
             if (!st) st = vt_mkdir_p(r->ledger_dir, err);
         }

@@ -15,6 +15,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: vistune serve CHECKPOINT --bind ENDPOINT [options]\n"
             "       vistune serve --keygen PATH      (writes PATH.key and PATH.pub)\n"
+            "       vistune serve --stats ENDPOINT   (a running plain service's counters)\n"
             "Serve a frozen model for black-box tuning: answers only scoring queries\n"
             "(per-item answer losses under given context vectors) and counts them.\n"
             "  CHECKPOINT                 directory with config.json + model.safetensors\n"
@@ -106,6 +107,25 @@ static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, 
     return 0;
 }
 
+/* One StatsRequest to a plain (non-CURVE) service. */
+static int print_stats(const char *endpoint) {
+    vt_error err = {0};
+    vt_serve_client *c = NULL;
+    vt_serve_client_options co = {.endpoint = endpoint, .timeout_ms = 5000};
+    vt_serve_stats s;
+    vt_status st = vt_serve_client_open(&c, &co, &err);
+    if (!st) st = vt_serve_client_stats(c, &s, &err);
+    vt_serve_client_close(c);
+    if (st) {
+        fprintf(stderr, "vistune serve: %s\n", err.msg);
+        return 1;
+    }
+    printf("queries %llu requests %llu rejected %llu max_queries %llu auth_denied %llu\n",
+           (unsigned long long)s.queries, (unsigned long long)s.requests, (unsigned long long)s.rejected,
+           (unsigned long long)s.max_queries, (unsigned long long)s.auth_denied);
+    return 0;
+}
+
 int vt_cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},        {"endpoint-file", required_argument, NULL, 'e'},
@@ -114,10 +134,11 @@ int vt_cmd_serve(int argc, char **argv) {
         {"max-request-bytes", required_argument, NULL, 5}, {"max-queries", required_argument, NULL, 6},
         {"curve-secret", required_argument, NULL, 7},  {"curve-clients", required_argument, NULL, 8},
         {"threads", required_argument, NULL, 9},       {"keygen", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+        {"stats", required_argument, NULL, 10},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     vt_serve_options o;
     vt_serve_options_default(&o, NULL);
-    const char *endpoint_file = NULL, *keygen = NULL;
+    const char *endpoint_file = NULL, *keygen = NULL, *stats = NULL;
     long long lim[6] = {0}, threads = 0;
     int c;
     optind = 1;
@@ -127,6 +148,7 @@ int vt_cmd_serve(int argc, char **argv) {
         case 'b': o.endpoint = optarg; break;
         case 'e': endpoint_file = optarg; break;
         case 'k': keygen = optarg; break;
+        case 10: stats = optarg; break;
         case 7: o.curve_secret_file = optarg; break;
         case 8: o.curve_clients_file = optarg; break;
         case 1: case 2: case 3: case 4: case 5: case 6:
@@ -140,6 +162,13 @@ int vt_cmd_serve(int argc, char **argv) {
             fprintf(stderr, "vistune serve: bad option '%s' (see vistune serve --help)\n", argv[optind - 1]);
             return 2;
         }
+    }
+    if (stats) {
+        if (optind != argc) {
+            fprintf(stderr, "vistune serve: --stats takes no CHECKPOINT (see vistune serve --help)\n");
+            return 2;
+        }
+        return print_stats(stats);
     }
     if (keygen) {
         vt_error err = {0};

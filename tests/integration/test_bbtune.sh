@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# vistune bbtune end to end against a separate `vistune serve` process:
+#  A  mpirun -np 2, budget-bound (60 queries: 6 steps of 9 + 2 evaluations of 2): the answer loss falls from the starting
+#     context, the run stops when the budget cannot pay for another step, the
+#     service counted exactly the queries the tuner did (no retries), and it
+#     never refused one (its own --max-queries equals the budget);
+#  B  one rank, same config: the same context (tolerance: bit-identical
+#     files; the values gathered from the service do not depend on who asked);
+#  C  mpirun -np 2 while the service is SIGKILLed and restarted on the same
+#     endpoint: the tuner reconnects, finishes, and ends with A's context;
+#  D  SIGTERM -> checkpoint + exit 3; --resume auto; SIGKILL; --resume auto:
+#     A's context again, and the queries it reports (with the ledger of the
+#     killed run) are >= what the service counted and <= the budget;
+#  E  CraFT (CMA-ES in a subspace) on 2 ranks lowers the loss too;
+#  bad configs: one line, exit 2.
+. "$(dirname "$0")/lib.sh"
+d=$VT_TEST_TMP/bbtune
+rm -rf "$d" && mkdir -p "$d"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPI=${MPIEXEC:-mpirun}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+"$VISTUNE" synth --out "$d/shapes" --count 32 --seed 3 --size 32 >/dev/null
+"$VISTUNE" ingest --json "$d/shapes/data.json" --images "$d/shapes" --out "$d/store" --size 32 --lossless \
+  --threads 1 >/dev/null 2>&1
+cat > "$d/run.yaml" <<YAML
+run_dir: $d/run
+recipe: stage2
+seed: 5
+data:
+  store: $d/store
+  seq_len: 96
+  system_prompt: "Answer briefly."
+train:
+  steps: 150
+  global_batch: 8
+  lr: 1.0e-2
+  threads: 1
+  val_every: 0
+checkpoint:
+  every: 150
+metrics:
+  progress: never
+bbtune:
+  endpoint_file: $d/ep
+  method: cbbt
+  n_ctx: 2
+  seq_len: 100
+  init_std: 1.0
+  items: 8
+  batch: 4
+  budget: 60
+  steps: 8
+  checkpoint_every: 2
+  timeout_ms: 1500
+  retries: 30
+  retry_wait_ms: 200
+  zo:
+    q: 8
+    lr: 0.1
+  craft:
+    dim: 8
+    sigma: 0.1
+YAML
+# the model (vistune train ignores the bbtune section; leaks: see test_serve.sh)
+LSAN_OPTIONS=${LSAN_OPTIONS:-detect_leaks=0} "$VISTUNE" train "$d/run.yaml" 2>"$d/train.log" ||
+  fail "training failed: $(tail -3 "$d/train.log")"
+ckpt=$d/run/checkpoints/ckpt-000000150
+
+# serve [extra args]: starts the service on $bind, waits for its endpoint file
+bind='tcp://127.0.0.1:*'
+serve() {
+  rm -f "$d/ep"
+  "$VISTUNE" serve "$ckpt" --bind "$bind" --endpoint-file "$d/ep" --max-seq 128 --max-batch 8 --threads 1 "$@" \
+    2>>"$d/serve.log" &
+  spid=$!
+  pids+=("$spid")
+  for _ in $(seq 300); do [ -s "$d/ep" ] && break; kill -0 $spid 2>/dev/null || break; sleep 0.05; done
+  [ -s "$d/ep" ] || fail "service did not start: $(tail -3 "$d/serve.log")"
+  ep=$(cat "$d/ep")
+}
+# counters: sets q, req, rej from `vistune serve --stats`
+counters() { read -r _ q _ req _ rej _ <<<"$("$VISTUNE" serve --stats "$ep")" || fail "no stats from $ep"; }
+summary() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1/bbtune/summary.json" "$2"; }
+final_ctx() { echo "$(summary "$1" checkpoint)/bbtune.safetensors"; }
+tensors_equal() { # the tuned context (ctx) of two checkpoints, byte for byte
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def ctx(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+    o = h['ctx']['data_offsets']; return b[8 + n + o[0]:8 + n + o[1]]
+sys.exit(0 if ctx(sys.argv[1]) == ctx(sys.argv[2]) else 1)
+PY
+}
+lines() { cat "$1/bbtune/log.jsonl" 2>/dev/null | wc -l; }
+wait_lines() { for _ in $(seq 600); do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.05; done; fail "no step $2 in $1"; }
+
+echo "[$SECONDS s]"
+# ---- A: two ranks, the budget binds (the service's own budget is the same)
+serve --max-queries 60
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/a" 2>"$d/a.log" || fail "A failed: $(tail -5 "$d/a.log")"
+counters
+kill -TERM $spid
+used=$(summary "$d/a" queries_used); steps=$(summary "$d/a" steps)
+l0=$(summary "$d/a" loss_initial); l1=$(summary "$d/a" loss_final)
+echo "A: $steps steps, loss $l0 -> $l1, tuner counted $used, service $q queries in $req requests, $rej rejected"
+[ "$steps" = 6 ] || fail "A: expected the budget to stop after 6 steps (2 + 6*9 + 2 = 58 <= 60), ran $steps"
+[ "$used" = 58 ] && [ "$q" = 58 ] || fail "A: tuner counted $used, service $q; expected 58 both"
+[ "$rej" = 0 ] || fail "A: the service refused $rej requests"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 0.01 else 1)" "$l0" "$l1" ||
+  fail "A: loss did not fall: $l0 -> $l1"
+grep -q "budget cannot pay for another step" "$d/a.log" || fail "A: no budget message"
+
+echo "[$SECONDS s]"
+# ---- B: one rank, the same context
+serve
+bind=$ep # restarts below reuse this port
+"$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/b" 2>"$d/b.log" || fail "B failed: $(tail -5 "$d/b.log")"
+tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/b")" || fail "B: one rank and two ranks differ"
+
+echo "[$SECONDS s]"
+# ---- C: the service is SIGKILLed and restarted on the same endpoint mid-run
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/c" --set bbtune.budget=400 --set bbtune.steps=6 \
+  2>"$d/c.log" &
+tpid=$!
+pids+=("$tpid")
+wait_lines "$d/c" 2
+kill -9 $spid
+sleep 0.3
+serve
+wait $tpid || fail "C failed: $(tail -5 "$d/c.log")"
+grep -q "reconnecting" "$d/c.log" || fail "C: the service restart was never noticed (too late?)"
+[ "$(summary "$d/c" reconnects)" -ge 1 ] || fail "C: no reconnect counted"
+tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/c")" || fail "C: retries changed the result"
+
+echo "[$SECONDS s]"
+# ---- D: SIGTERM (exit 3), resume, SIGKILL, resume: same context, budget kept
+counters; q_before=$q
+args=(bbtune "$d/run.yaml" --set run_dir="$d/d" --set bbtune.budget=400 --set bbtune.steps=6)
+"$VISTUNE" "${args[@]}" 2>>"$d/d.log" & tpid=$!; pids+=("$tpid")
+wait_lines "$d/d" 2
+kill -TERM $tpid
+rc=0; wait $tpid || rc=$?
+[ $rc = 3 ] || fail "D: SIGTERM gave exit $rc, expected 3: $(tail -3 "$d/d.log")"
+ls "$d/d/bbtune/checkpoints" | grep -q ckpt- || fail "D: no checkpoint after SIGTERM"
+"$VISTUNE" "${args[@]}" --resume auto 2>>"$d/d.log" & tpid=$!; pids+=("$tpid")
+wait_lines "$d/d" 5
+kill -9 $tpid; wait $tpid 2>/dev/null || true
+"$VISTUNE" "${args[@]}" --resume auto 2>>"$d/d.log" || fail "D: resume after SIGKILL failed: $(tail -3 "$d/d.log")"
+[ "$(grep -c "resumed from" "$d/d.log")" = 2 ] || fail "D: expected two resumes: $(grep resumed "$d/d.log")"
+tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/d")" || fail "D: stop/kill/resume changed the result"
+counters
+used=$(summary "$d/d" queries_used)
+echo "D: tuner counted $used (with the killed run's ledger), service $((q - q_before))"
+[ "$used" -ge $((q - q_before)) ] && [ "$used" -le 400 ] || fail "D: tuner counted $used, service $((q - q_before)), budget 400"
+
+echo "[$SECONDS s]"
+# ---- E: CraFT on two ranks
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/e" --set bbtune.method=craft --set bbtune.steps=4 \
+  --set bbtune.budget=400 2>"$d/e.log" || fail "E failed: $(tail -5 "$d/e.log")"
+l0=$(summary "$d/e" loss_initial); l1=$(summary "$d/e" loss_final)
+echo "E: craft loss $l0 -> $l1 in $(summary "$d/e" steps) steps, $(summary "$d/e" queries_used) queries"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 0.01 else 1)" "$l0" "$l1" ||
+  fail "E: loss did not fall: $l0 -> $l1"
+
+echo "[$SECONDS s]"
+# ---- bad configs and usage: one line, exit 2
+sed 's/^  n_ctx: 2/  n_ctxx: 2/' "$d/run.yaml" > "$d/bad.yaml"
+expect_fail 2 "bad.yaml:[0-9]+: unknown key 'bbtune.n_ctxx'" -- "$VISTUNE" bbtune "$d/bad.yaml"
+expect_fail 2 "bbtune.method: 'sgd' is not one of" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.method=sgd
+expect_fail 2 "expected exactly one RUN.yaml" -- "$VISTUNE" bbtune
+expect_fail 2 "bbtune.budget 10 cannot pay" -- "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f" --set bbtune.budget=10
+expect_fail 2 "holds checkpoints of an earlier run" -- "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/a"
+kill -TERM $spid
+echo "[$SECONDS s] ok"
