@@ -920,7 +920,10 @@ static int run_loop(bb *r, vt_error *err) {
             if (r->rank == 0) vt_info("checkpoint %s", path);
         }
         if (stop == VT_STOP_CHECKPOINT) {
-            if (r->rank == 0) vt_warn("stop requested: checkpointed at step %" PRIu64 ", exiting 3", r->step);
+            if (r->rank == 0) {
+                vt_signals_consume_file();
+                vt_warn("stop requested: checkpointed at step %" PRIu64 ", exiting 3", r->step);
+            }
             return VT_EXIT_CHECKPOINTED;
         }
     }
@@ -975,22 +978,26 @@ static void usage(FILE *out) {
             "                  (start fresh when there is none)\n"
             "  --resume PATH   continue from exactly this checkpoint directory\n"
             "  --set K=V       override one config value (repeatable), e.g. --set bbtune.budget=2000\n"
+            "  --stop-file F   when F exists (checked by rank 0 after every step), checkpoint, remove F\n"
+            "                  and exit 3, as on SIGUSR1 (as `vistune train --stop-file`)\n"
             "Run under mpirun/srun to split each step's queries over ranks. Exit status: 0 done,\n"
-            "1 failed, 2 bad usage or config, 3 checkpointed on SIGUSR1/SIGTERM (not done), 130 interrupted.\n");
+            "1 failed, 2 bad usage or config, 3 checkpointed on SIGUSR1/SIGTERM/stop file (not done), 130 interrupted.\n");
 }
 
 int vt_cmd_bbtune(int argc, char **argv) {
     static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
                                          {"set", required_argument, NULL, 's'},
+                                         {"stop-file", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *resume = NULL, *sets[64];
+    const char *resume = NULL, *stop_file = NULL, *sets[64];
     int nsets = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': resume = optarg; break;
+        case 'F': stop_file = optarg; break;
         case 's':
             if (nsets == 64) {
                 fprintf(stderr, "vistune bbtune: too many --set options (max 64)\n");
@@ -1039,6 +1046,7 @@ int vt_cmd_bbtune(int argc, char **argv) {
     MPI_Comm_rank(r.comm, &r.rank);
     MPI_Comm_size(r.comm, &r.ranks);
     vt_log_set_rank(r.ranks > 1 ? r.rank : -1);
+    if (r.rank == 0) vt_signals_watch_file(stop_file);
     int rc;
     if ((st = vt_signals_install(&err)) || (st = agree(&r, setup(&r, &err), &err)) ||
         (st = setup_resume(&r, resume, &err))) {

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # vistune bbtune end to end against a separate `vistune serve` process:
-#  A  mpirun -np 2, budget-bound (60 queries: 6 steps of 9 + 2 evaluations of 2): the answer loss falls from the starting
-#     context, the run stops when the budget cannot pay for another step, the
+#  A  mpirun -np 2, budget-bound (80 queries: 8 steps of 9 + 2 evaluations
+#     of 2): the answer loss falls from the starting context, the run stops when the budget cannot pay for another step, the
 #     service counted exactly the queries the tuner did (no retries), and it
 #     never refused one (its own --max-queries equals the budget);
-#  B  one rank, same config: the same context (tolerance: bit-identical
-#     files; the values gathered from the service do not depend on who asked);
+#  B  one rank, same config: the same context (tolerance 0: the ctx bytes; the values gathered from the service do not depend on who asked);
 #  C  mpirun -np 2 while the service is SIGKILLed and restarted on the same
 #     endpoint: the tuner reconnects, finishes, and ends with A's context;
-#  D  SIGTERM -> checkpoint + exit 3; --resume auto; SIGKILL; --resume auto:
+#  D  SIGTERM -> checkpoint + exit 3; --resume auto with a stop file -> exit 3
+#     after one step; --resume auto, SIGKILL mid-run; --resume auto:
 #     A's context again, and the queries it reports (with the ledger of the
 #     killed run) are >= what the service counted and <= the budget;
 #  E  CraFT (CMA-ES in a subspace) on 2 ranks lowers the loss too;
@@ -51,8 +51,8 @@ bbtune:
   init_std: 1.0
   items: 8
   batch: 4
-  budget: 60
-  steps: 8
+  budget: 80
+  steps: 10
   checkpoint_every: 2
   timeout_ms: 1500
   retries: 30
@@ -99,15 +99,15 @@ wait_lines() { for _ in $(seq 600); do [ "$(lines "$1")" -ge "$2" ] && return 0;
 
 echo "[$SECONDS s]"
 # ---- A: two ranks, the budget binds (the service's own budget is the same)
-serve --max-queries 60
+serve --max-queries 80
 "$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/a" 2>"$d/a.log" || fail "A failed: $(tail -5 "$d/a.log")"
 counters
 kill -TERM $spid
 used=$(summary "$d/a" queries_used); steps=$(summary "$d/a" steps)
 l0=$(summary "$d/a" loss_initial); l1=$(summary "$d/a" loss_final)
 echo "A: $steps steps, loss $l0 -> $l1, tuner counted $used, service $q queries in $req requests, $rej rejected"
-[ "$steps" = 6 ] || fail "A: expected the budget to stop after 6 steps (2 + 6*9 + 2 = 58 <= 60), ran $steps"
-[ "$used" = 58 ] && [ "$q" = 58 ] || fail "A: tuner counted $used, service $q; expected 58 both"
+[ "$steps" = 8 ] || fail "A: expected the budget to stop after 8 steps (2 + 8*9 + 2 = 76 <= 80), ran $steps"
+[ "$used" = 76 ] && [ "$q" = 76 ] || fail "A: tuner counted $used, service $q; expected 76 both"
 [ "$rej" = 0 ] || fail "A: the service refused $rej requests"
 python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 0.01 else 1)" "$l0" "$l1" ||
   fail "A: loss did not fall: $l0 -> $l1"
@@ -122,7 +122,7 @@ tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/b")" || fail "B: one rank a
 
 echo "[$SECONDS s]"
 # ---- C: the service is SIGKILLed and restarted on the same endpoint mid-run
-"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/c" --set bbtune.budget=400 --set bbtune.steps=6 \
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/c" --set bbtune.budget=400 --set bbtune.steps=8 \
   2>"$d/c.log" &
 tpid=$!
 pids+=("$tpid")
@@ -136,20 +136,26 @@ grep -q "reconnecting" "$d/c.log" || fail "C: the service restart was never noti
 tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/c")" || fail "C: retries changed the result"
 
 echo "[$SECONDS s]"
-# ---- D: SIGTERM (exit 3), resume, SIGKILL, resume: same context, budget kept
+# ---- D: SIGTERM (exit 3), resume with a stop file (exit 3 after one step),
+# resume and SIGKILL mid-run, resume: same context, budget kept
 counters; q_before=$q
-args=(bbtune "$d/run.yaml" --set run_dir="$d/d" --set bbtune.budget=400 --set bbtune.steps=6)
+args=(bbtune "$d/run.yaml" --set run_dir="$d/d" --set bbtune.budget=400 --set bbtune.steps=8)
 "$VISTUNE" "${args[@]}" 2>>"$d/d.log" & tpid=$!; pids+=("$tpid")
 wait_lines "$d/d" 2
 kill -TERM $tpid
 rc=0; wait $tpid || rc=$?
 [ $rc = 3 ] || fail "D: SIGTERM gave exit $rc, expected 3: $(tail -3 "$d/d.log")"
 ls "$d/d/bbtune/checkpoints" | grep -q ckpt- || fail "D: no checkpoint after SIGTERM"
+touch "$d/stop" # asks for the same as SIGUSR1: checkpoint, exit 3, file removed
+rc=0; "$VISTUNE" "${args[@]}" --resume auto --stop-file "$d/stop" 2>>"$d/d.log" || rc=$?
+[ $rc = 3 ] && [ ! -e "$d/stop" ] || fail "D: stop file gave exit $rc (file left: $(ls "$d/stop" 2>/dev/null))"
 "$VISTUNE" "${args[@]}" --resume auto 2>>"$d/d.log" & tpid=$!; pids+=("$tpid")
-wait_lines "$d/d" 5
+wait_lines "$d/d" 6
 kill -9 $tpid; wait $tpid 2>/dev/null || true
 "$VISTUNE" "${args[@]}" --resume auto 2>>"$d/d.log" || fail "D: resume after SIGKILL failed: $(tail -3 "$d/d.log")"
-[ "$(grep -c "resumed from" "$d/d.log")" = 2 ] || fail "D: expected two resumes: $(grep resumed "$d/d.log")"
+[ "$(grep -c "resumed from" "$d/d.log")" = 3 ] || fail "D: expected three resumes: $(grep resumed "$d/d.log")"
+last=$(grep "resumed from" "$d/d.log" | tail -1 | sed -nE 's/.* at step ([0-9]+) .*/\1/p')
+[ "$last" -lt 8 ] || fail "D: the SIGKILL came after the run had finished (resumed at step $last)"
 tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/d")" || fail "D: stop/kill/resume changed the result"
 counters
 used=$(summary "$d/d" queries_used)
