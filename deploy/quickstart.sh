@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The main job on this machine: install dependencies, fetch data, build,
 # synthesise the built-in shapes set, ingest it into a sample store, train
-# the tiny quickstart model under mpirun (CPU), then evaluate it under
+# the tiny quickstart model under mpirun (CPU: NP trainer ranks plus one
+# loader rank that decodes and streams the batches), then evaluate it under
 # distribution shifts through the scheduler and write the robustness report.
 # Prints where the checkpoint, metrics and report are. Re-running resumes
 # (training from its newest checkpoint, evaluation skips finished tasks).
-#   deploy/quickstart.sh [NP]      NP = MPI ranks (default 2)
+#   deploy/quickstart.sh [NP]      NP = trainer ranks (default 2); VT_LOADERS loader ranks (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NP=${1:-2}
+LOADERS=${VT_LOADERS:-1}
 if [ "${VT_SKIP_INSTALL:-0}" != 1 ]; then
   deploy/install-deps.sh
   deploy/fetch-data.sh
@@ -26,7 +28,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROO
 export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
 start=$(date +%s)
 rc=0
-mpirun -np "$NP" "$VISTUNE" train deploy/configs/quickstart.yaml --resume auto || rc=$?
+mpirun -np $((NP + LOADERS)) "$VISTUNE" train deploy/configs/quickstart.yaml --resume auto \
+  --set stream.loaders_per_node="$LOADERS" || rc=$?
 echo "quickstart: train exited $rc after $(( $(date +%s) - start )) s"
 echo "quickstart: checkpoints in runs/quickstart/checkpoints ($(ls runs/quickstart/checkpoints 2>/dev/null | tail -n1))"
 echo "quickstart: metrics in runs/quickstart/metrics.jsonl and runs/quickstart/tb/ (tensorboard --logdir runs/quickstart/tb)"

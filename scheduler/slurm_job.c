@@ -141,7 +141,16 @@ vt_status vt_slurm_job_load(const vt_config *cfg, vt_slurm_kind kind, const char
     TRY(vt_config_int_range(cfg, "slurm.gpus_per_node", 0, 64, &job->gpus_per_node, err));
     job->trainers_per_node = job->gpus_per_node > 0 ? job->gpus_per_node : 1;
     TRY(vt_config_int_range(cfg, "slurm.trainers_per_node", 1, 1024, &job->trainers_per_node, err));
+    /* Loader ranks are the run's own choice (stream.loaders_per_node, read by
+     * `vistune train`); the job only has to start that many more tasks. */
+    TRY(vt_config_int_range(cfg, "stream.loaders_per_node", 0, 1024, &job->loaders_per_node, err));
+    int64_t stream_loaders = job->loaders_per_node;
     TRY(vt_config_int_range(cfg, "slurm.loaders_per_node", 0, 1024, &job->loaders_per_node, err));
+    if (vt_config_has(cfg, "stream.loaders_per_node") && job->loaders_per_node != stream_loaders)
+        return vt_fail(err, VT_ERR_ARG,
+                       "%s: slurm.loaders_per_node (%lld) differs from stream.loaders_per_node (%lld), which "
+                       "decides the ranks' roles; drop the slurm key or make them equal",
+                       name, (long long)job->loaders_per_node, (long long)stream_loaders);
     TRY(vt_config_int_range(cfg, "slurm.cpus_per_task", 1, 4096, &job->cpus_per_task, err));
     TRY(vt_config_int_range(cfg, "slurm.signal_seconds", 10, 3600, &job->signal_seconds, err));
     /* The warning must come after start-up, not at it: a job shorter than

@@ -19,7 +19,7 @@
 
 /* Sections of the run file that other commands own (see BRIEF: one run file). */
 static const char *const owned_elsewhere[] = {"train", "checkpoint", "metrics", "model", "recipe", "slurm",
-                                              "vittle", "ross", "icl", "bbtune", "autoencoder", NULL};
+                                              "vittle", "ross", "icl", "bbtune", "autoencoder", "stream", NULL};
 
 static const char *const split_names[] = {"all", "train", "val", "test"};
 

@@ -52,6 +52,9 @@ typedef struct train_config {
     int64_t log_every;
     bool tensorboard;
     int progress; /* -1 auto */
+    /* stream: loader ranks (pipeline/stream.h roles) */
+    int64_t loaders_per_node;
+    const char *transport;
 } train_config;
 
 static const char *const SOURCES[] = {"store", "synthetic"};
@@ -85,6 +88,7 @@ static void train_config_defaults(train_config *t) {
     t->log_every = 10;
     t->tensorboard = true;
     t->progress = -1;
+    t->transport = "auto";
 }
 
 #define TRY(x)                       \
@@ -122,6 +126,8 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_int_range(c, "checkpoint.pin_every", 0, INT64_C(1) << 40, &t->pin_every, err));
     TRY(vt_config_int_range(c, "metrics.log_every", 1, 1 << 30, &t->log_every, err));
     TRY(vt_config_bool(c, "metrics.tensorboard", &t->tensorboard, err));
+    TRY(vt_config_int_range(c, "stream.loaders_per_node", 0, 1024, &t->loaders_per_node, err));
+    TRY(vt_config_string(c, "stream.transport", &t->transport, err));
     prog = 0;
     if (vt_config_has(c, "metrics.progress")) {
         TRY(vt_config_enum(c, "metrics.progress", PROGRESS, 3, &prog, err));
@@ -154,7 +160,9 @@ typedef struct run {
     vt_ctx *ctx;
     vt_model *model;
     MPI_Comm comm; /* trainers */
-    int rank, ranks;
+    int rank, ranks; /* among trainers (loaders: world rank, 0) */
+    vt_stream_roles roles; /* with stream.loaders_per_node > 0 */
+    bool is_loader;
     uint32_t micro_count, micro_size;
     vt_sampler sampler;
     vt_synthetic_config syn;
@@ -332,7 +340,10 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     return VT_OK;
 }
 
-static vt_status setup(run *r, const char *resume, vt_error *err) {
+/* What loaders and trainers both need: the recipe's and the model's view of
+ * the data (image size, image tokens, template), the dataset or synthetic
+ * source, the train split and the sampler over it. */
+static vt_status setup_data(run *r, vt_error *err) {
     vt_status st;
     train_config *t = &r->tc;
     r->recipe = vt_recipe_find(t->recipe_name);
@@ -380,7 +391,7 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
         r->val_n = t->val_every == 0 ? 0
                    : r->split.n_val < (size_t)t->val_items ? r->split.n_val
                                                            : (size_t)t->val_items;
-        if (r->rank == 0 && t->val_every != 0 && r->val_n == 0)
+        if (!r->is_loader && r->rank == 0 && t->val_every != 0 && r->val_n == 0)
             vt_info("validation: the store has no val split (or train.val_items is 0): no held-out validation");
     } else {
         vt_config_mark_used(r->cfg, "data.store");
@@ -389,6 +400,32 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if (t->seq_len > r->mc.max_pos)
         return vt_fail(err, VT_ERR_ARG, "%s: data.seq_len %lld exceeds model max_position_embeddings %d",
                        vt_config_name(r->cfg), (long long)t->seq_len, r->mc.max_pos);
+    vt_sampler_config sc = {.num_samples = (uint64_t)t->num_samples, .seed = (uint64_t)t->seed,
+                            .global_batch = (uint32_t)t->global_batch, .remainder = VT_REMAINDER_DROP,
+                            .indices = r->dataset ? r->split.train : NULL};
+    if ((st = vt_sampler_init(&r->sampler, &sc, err))) return st;
+    /* Batches: the store through the dataset (images + chat template), or
+     * the synthetic source whose token ids stay below the image token so no
+     * row claims an image (text-only rows, for infrastructure tests). */
+    if (r->dataset) {
+        r->source = vt_dataset_source(r->dataset);
+    } else {
+        r->syn.seed = (uint64_t)t->seed;
+        r->syn.channels = 3;
+        r->syn.height = r->syn.width = (uint32_t)r->mc.image_size;
+        r->syn.seq_len = (uint32_t)t->seq_len;
+        r->syn.vocab = (uint32_t)(r->mc.image_token_index < r->mc.vocab ? r->mc.image_token_index : r->mc.vocab);
+        vt_synthetic_source(&r->source, &r->syn);
+        r->source.sample_shape.channels = 0;
+    }
+    return VT_OK;
+}
+
+/* The trainer's side: accumulation, model, recipe, resume, the stream from
+ * the loaders (or its own source), gradient syncs, validation. */
+static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
+    vt_status st;
+    train_config *t = &r->tc;
 
     /* Accumulation from the global batch: M = G / (R * micro_batch). */
     uint64_t per_rank = (uint64_t)t->global_batch / (uint64_t)r->ranks;
@@ -404,10 +441,6 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     r->micro_count = (uint32_t)(per_rank / mb);
     r->micro_size = (uint32_t)mb;
 
-    vt_sampler_config sc = {.num_samples = (uint64_t)t->num_samples, .seed = (uint64_t)t->seed,
-                            .global_batch = (uint32_t)t->global_batch, .remainder = VT_REMAINDER_DROP,
-                            .indices = r->dataset ? r->split.train : NULL};
-    if ((st = vt_sampler_init(&r->sampler, &sc, err))) return st;
     r->sched.peak = t->lr;
     r->sched.floor = t->min_lr;
     r->sched.total_steps = (uint64_t)t->steps;
@@ -453,22 +486,7 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     if (r->step >= (uint64_t)t->steps && r->rank == 0)
         vt_info("already at step %llu of %lld: nothing to do", (unsigned long long)r->step, (long long)t->steps);
 
-    /* Batches: the store through the dataset (images + chat template), or
-     * the synthetic source whose token ids stay below the image token so no
-     * row claims an image (text-only rows, for infrastructure tests). */
-    uint32_t channels = 0;
-    if (r->dataset) {
-        r->source = vt_dataset_source(r->dataset);
-        channels = 3;
-    } else {
-    r->syn.seed = (uint64_t)t->seed;
-    r->syn.channels = 3;
-    r->syn.height = r->syn.width = (uint32_t)r->mc.image_size;
-    r->syn.seq_len = (uint32_t)t->seq_len;
-    r->syn.vocab = (uint32_t)(r->mc.image_token_index < r->mc.vocab ? r->mc.image_token_index : r->mc.vocab);
-    vt_synthetic_source(&r->source, &r->syn);
-    r->source.sample_shape.channels = 0;
-    }
+    uint32_t channels = r->dataset ? 3 : 0;
     vt_stream_config scfg;
     vt_stream_config_default(&scfg);
     scfg.rank = (uint32_t)r->rank;
@@ -478,7 +496,9 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
     scfg.start.epoch = r->step / spe;
     scfg.start.step = r->step % spe;
     scfg.start.micro = 0;
-    if ((st = vt_stream_open(&r->stream, &scfg, &r->sampler, NULL, 0, &r->source, err))) return st;
+    if ((st = vt_stream_open(&r->stream, &scfg, &r->sampler, (const char *const *)r->roles.endpoints,
+                             r->roles.n_endpoints, &r->source, err)))
+        return st;
     r->batches = calloc(r->micro_count, sizeof *r->batches);
     if (!r->batches) return vt_fail(err, VT_ERR_NOMEM, "train: out of memory");
     vt_batch_shape bs = {.batch = r->micro_size, .channels = channels, .height = (uint32_t)r->mc.image_size,
@@ -525,10 +545,11 @@ static vt_status setup(run *r, const char *resume, vt_error *err) {
         vt_metrics_config mcfg = {.dir = t->run_dir, .tensorboard = t->tensorboard, .log_every = (int)t->log_every,
                                   .total_steps = (uint64_t)t->steps, .first_step = r->step, .progress = t->progress};
         if ((st = vt_metrics_open(&mcfg, &r->metrics, err))) return st;
-        vt_info("train: recipe %s, %zu params (%zu trainable) + %zu method params, %d trainer rank(s), global batch "
-                "%lld = %d x %u micro x %u, %lld steps, run dir %s",
+        vt_info("train: recipe %s, %zu params (%zu trainable) + %zu method params, %d trainer rank(s), %u loader "
+                "rank(s), global batch %lld = %d x %u micro x %u, %lld steps, run dir %s",
                 r->recipe->name, r->model->num_params, r->model->num_trainable, extra_params, r->ranks,
-                (long long)t->global_batch, r->ranks, r->micro_count, r->micro_size, (long long)t->steps, t->run_dir);
+                r->roles.loader_count, (long long)t->global_batch, r->ranks, r->micro_count, r->micro_size,
+                (long long)t->steps, t->run_dir);
     }
     return VT_OK;
 }
@@ -658,6 +679,32 @@ static int train_loop(run *r, vt_error *err) {
     return 0;
 }
 
+/* Trainer and loader ranks (stream.loaders_per_node per node, the node's last
+ * ranks) or, without loaders, every rank a trainer. Collective. */
+static vt_status assign_roles(run *r, vt_error *err) {
+    r->comm = MPI_COMM_NULL;
+    if (r->tc.loaders_per_node == 0) {
+        MPI_Comm_dup(MPI_COMM_WORLD, &r->comm);
+        MPI_Comm_rank(r->comm, &r->rank);
+        MPI_Comm_size(r->comm, &r->ranks);
+        return VT_OK;
+    }
+    vt_status st = vt_stream_mpi_roles(&r->roles, (int)r->tc.loaders_per_node, r->tc.transport, NULL, err);
+    if (st) {
+        vt_error_prefix(err, "%s: ", vt_config_name(r->cfg));
+        return st;
+    }
+    r->is_loader = r->roles.is_loader;
+    if (r->is_loader) {
+        r->rank = r->roles.world_rank;
+        return VT_OK;
+    }
+    MPI_Comm_dup(r->roles.trainer_comm, &r->comm);
+    r->rank = (int)r->roles.trainer_rank;
+    r->ranks = (int)r->roles.trainer_count;
+    return VT_OK;
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vistune train RUN.yaml [--resume auto|PATH] [--set KEY=VALUE ...]\n"
@@ -736,26 +783,46 @@ int vt_cmd_train(int argc, char **argv) {
         MPI_Init(&argc, &argv);
         vt_leak_check_resume();
     }
-    MPI_Comm_dup(MPI_COMM_WORLD, &r.comm);
-    MPI_Comm_rank(r.comm, &r.rank);
-    MPI_Comm_size(r.comm, &r.ranks);
-    vt_log_set_rank(r.ranks > 1 ? r.rank : -1);
-    if (r.rank == 0) vt_signals_watch_file(stop_file);
-    int rc;
-    if ((st = vt_signals_install(&err)) || (st = setup(&r, resume, &err))) {
+    int world_rank, world_size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    vt_log_set_rank(world_size > 1 ? world_rank : -1);
+    st = vt_signals_install(&err);
+    if (!st) st = assign_roles(&r, &err);
+    if (!st && !r.is_loader && r.rank == 0) vt_signals_watch_file(stop_file);
+    if (!st) st = setup_data(&r, &err);
+    if (!st && !r.is_loader) st = setup_trainer(&r, resume, &err);
+    /* Every rank must be ready before anyone waits on another (a trainer for
+     * batches, a loader for trainers): agree on the set-up first. */
+    int bad = st != VT_OK, anybad = 0, rc = 0;
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
         rc = st == VT_ERR_ARG ? 2 : 1;
+        fprintf(stderr, "vistune train: %s\n", err.msg);
+    } else if (anybad) {
+        rc = 1;
+    } else if (r.is_loader) {
+        /* Serves until every trainer closed its stream. */
+        if ((st = vt_loader_run(r.roles.loader, &r.sampler, &r.source, &err))) {
+            rc = 1;
+            fprintf(stderr, "vistune train: loader: %s\n", err.msg);
+        }
     } else {
         rc = train_loop(&r, &err);
-        if (rc < 0) rc = 1;
-        else st = VT_OK;
+        if (rc < 0) {
+            rc = 1;
+            fprintf(stderr, "vistune train: %s\n", err.msg);
+        }
+        vt_stream_close(r.stream); /* the loaders return once every trainer has */
+        r.stream = NULL;
     }
     /* Ranks that fail alone would leave the others in a collective: agree. */
-    int bad = rc == 1 || rc == 2, anybad = 0;
-    if (bad) fprintf(stderr, "vistune train: %s\n", err.msg);
-    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, r.comm);
+    bad = rc == 1 || rc == 2;
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (anybad && !bad) rc = 1;
     teardown(&r);
-    MPI_Comm_free(&r.comm);
+    if (r.comm != MPI_COMM_NULL) MPI_Comm_free(&r.comm);
+    if (r.tc.loaders_per_node > 0) vt_stream_roles_free(&r.roles);
     vt_leak_check_before_mpi_finalize();
     MPI_Finalize();
     return rc;

@@ -103,6 +103,8 @@ static void test_bad_values_name_the_key(void **state) {
                  "slurm.signal_seconds (300) must be less than slurm.time ('3' = 180 s)");
     expect_error("slurm:\n  time: \"1:00\"\n  signal_seconds: 60\n", "('1:00' = 60 s)");
     expect_error("slurm:\n  modules: openmpi\n", "slurm.modules");
+    expect_error("stream:\n  loaders_per_node: 2\nslurm:\n  loaders_per_node: 1\n",
+                 "slurm.loaders_per_node (1) differs from stream.loaders_per_node (2)");
 }
 
 static void test_slurm_time_forms(void **state) {
@@ -117,6 +119,18 @@ static void test_slurm_time_forms(void **state) {
         if (load(yaml, VT_SLURM_TRAIN, &job, &cfg, &err)) fail_msg("%s: %s", ok[i], err.msg);
         vt_config_free(cfg);
     }
+}
+
+static void test_loaders_follow_the_stream_section(void **state) {
+    (void)state;
+    vt_config *cfg = NULL;
+    vt_slurm_job job;
+    vt_error err = {0};
+    if (load("stream:\n  loaders_per_node: 2\nslurm:\n  trainers_per_node: 3\n", VT_SLURM_TRAIN, &job, &cfg, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(job.loaders_per_node, 2);
+    assert_int_equal(job.trainers_per_node, 3);
+    vt_config_free(cfg);
 }
 
 static char *render(const char *yaml, vt_slurm_kind kind) {
@@ -185,6 +199,7 @@ int main(void) {
         cmocka_unit_test(test_sbatch_safe),
         cmocka_unit_test(test_bad_values_name_the_key),
         cmocka_unit_test(test_slurm_time_forms),
+        cmocka_unit_test(test_loaders_follow_the_stream_section),
         cmocka_unit_test(test_train_header),
         cmocka_unit_test(test_eval_and_nightly),
     };
