@@ -132,6 +132,12 @@ vt_status vt_decoder_backward(vt_model *m, float dloss_scale, vt_error *err) {
         VT_OPS(m, err, vt_linear_backward(ctx, a->d_ln, g->k_w, NULL, a->d_rot, x->ln1, w->k_w, BT, D, KV));
         VT_OPS(m, err, vt_linear_backward(ctx, a->d_ln, g->v_w, NULL, a->d_v, x->ln1, w->v_w, BT, D, KV));
         VT_OPS(m, err, vt_rmsnorm_backward(ctx, a->d_res, g->ln1_w, a->d_ln, in, w->ln1_w, x->ln1_rstd, BT, D));
+        /* Block l is done, and with it everything above it in the buffer
+         * (HF order: blocks ascending, q_proj first, then norm and lm_head). */
+        if (m->grads_ready.fn && g->q_w) {
+            vt_status st = m->grads_ready.fn(m->grads_ready.arg, (size_t)(g->q_w - m->grads), err);
+            if (st) return st;
+        }
     }
     /* d_res is now the gradient of the input embeddings. */
     vt_status st;

@@ -145,6 +145,18 @@ typedef struct vt_decoder_hook {
     void *arg;
 } vt_decoder_hook;
 
+/* Called during vt_model_backward each time every gradient at index >=
+ * ready_from of vt_model.grads is final for this backward: after each
+ * decoder block (its gradients and everything above it in the buffer: later
+ * blocks, the final norm, an untied lm_head). A data-parallel caller starts
+ * reducing those while backward goes on (trainer/dist.h). A decoder hook may
+ * add into gradients above its block: its backward runs before that block's
+ * report. Installed by setting vt_model.grads_ready; fn NULL = none. */
+typedef struct vt_grads_ready {
+    vt_status (*fn)(void *arg, size_t ready_from, vt_error *err);
+    void *arg;
+} vt_grads_ready;
+
 typedef struct vt_model {
     vt_model_config cfg;
     vt_ctx *ctx; /* borrowed */
@@ -167,6 +179,7 @@ typedef struct vt_model {
     int loss_count;           /* masked positions counted */
     bool have_targets;        /* last forward computed the loss */
     vt_decoder_hook hook;     /* zeroed = none */
+    vt_grads_ready grads_ready; /* zeroed = none */
 } vt_model;
 
 /* Builds the parameter table, allocates params (and grads/m/v for trainable

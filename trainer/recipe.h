@@ -79,6 +79,10 @@ typedef struct vt_recipe {
      * the step's RNG keys) and after the last one (before the gradient sum),
      * where it may report scalars (already reduced over s->comm). Default:
      * nothing. */
+    /* The model's gradients must be complete when the last micro_step's
+     * vt_model_backward returns (add method gradients inside it, through
+     * the decoder hook): the loop starts reducing them block by block during
+     * that backward (model.h grads_ready), so end_step must not touch them. */
     vt_status (*begin_step)(void *state, const vt_recipe_step *s, vt_error *err);
     vt_status (*end_step)(void *state, const vt_recipe_step *s, vt_recipe_scalars *out, vt_error *err);
     /* Checkpoint: write extra files into the checkpoint being built / read

@@ -44,6 +44,7 @@ typedef struct train_config {
     /* train */
     int64_t steps, global_batch, micro_batch, warmup_steps, threads;
     double lr, min_lr, weight_decay, beta1, beta2, eps, max_grad_norm;
+    double bucket_mb; /* gradient allreduce bucket size */
     /* checkpoint */
     int64_t ckpt_every, keep_last, pin_every;
     /* validation */
@@ -79,6 +80,7 @@ static void train_config_defaults(train_config *t) {
     t->beta2 = 0.999;
     t->eps = 1e-8;
     t->max_grad_norm = 1.0;
+    t->bucket_mb = 4.0;
     t->ckpt_every = 50;
     t->val_every = -1; /* -1 = at the last step only, 0 = never */
     t->val_items = 256;
@@ -118,6 +120,7 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_double(c, "train.beta2", &t->beta2, err));
     TRY(vt_config_double(c, "train.eps", &t->eps, err));
     TRY(vt_config_double(c, "train.max_grad_norm", &t->max_grad_norm, err));
+    TRY(vt_config_double(c, "train.allreduce_bucket_mb", &t->bucket_mb, err));
     TRY(vt_config_int_range(c, "train.val_every", -1, INT64_C(1) << 40, &t->val_every, err));
     TRY(vt_config_int_range(c, "train.val_items", 0, INT64_C(1) << 40, &t->val_items, err));
     TRY(vt_config_int_range(c, "train.val_max_new_tokens", 1, 4096, &t->val_max_new, err));
@@ -136,6 +139,8 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     t->source = src;
     if (!(t->beta1 >= 0 && t->beta1 < 1) || !(t->beta2 >= 0 && t->beta2 < 1))
         st = vt_fail(err, VT_ERR_ARG, "%s: train.beta1/beta2 must be in [0, 1)", vt_config_name(c));
+    else if (!(t->bucket_mb > 0 && t->bucket_mb <= 4096))
+        st = vt_fail(err, VT_ERR_ARG, "%s: train.allreduce_bucket_mb must be in (0, 4096]", vt_config_name(c));
     else if (!(t->eps > 0) || !(t->weight_decay >= 0))
         st = vt_fail(err, VT_ERR_ARG, "%s: train.eps must be > 0 and train.weight_decay >= 0", vt_config_name(c));
 done:
@@ -263,6 +268,17 @@ done:
 
 /* One optimizer step: fetch the step's micro-batches, normalise by the
  * global supervised-token count, forward/backward, allreduce, AdamW. */
+static size_t bucket_floats(const train_config *t) {
+    double n = t->bucket_mb * (1 << 20) / sizeof(float);
+    return n < 1 ? 1 : (size_t)n;
+}
+
+/* Backward reports finished gradient ranges (model.h grads_ready): start
+ * their allreduce while the rest of backward runs. */
+static vt_status start_ready_buckets(void *sync, size_t ready_from, vt_error *err) {
+    return vt_grad_sync_ready(sync, ready_from, err);
+}
+
 static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     vt_status st;
     double t0 = now_s(), stall = 0;
@@ -291,19 +307,24 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     if (r->recipe->begin_step && (st = r->recipe->begin_step(r->recipe_state, &rs, err))) return st;
     for (uint32_t k = 0; k < r->micro_count; k++) {
         double ls = 0;
+        /* The last micro-batch's backward makes the model's gradients final,
+         * block by block: their buckets start reducing during it. */
+        bool last = k + 1 == r->micro_count && r->model->num_trainable;
+        if (last) {
+            vt_grad_sync_begin(r->sync);
+            r->model->grads_ready = (vt_grads_ready){.fn = start_ready_buckets, .arg = r->sync};
+        }
         if (r->recipe->micro_step)
             st = r->recipe->micro_step(r->recipe_state, r->model, &r->batches[k], scale, progress, &ls, err);
         else
             st = vt_recipe_default_micro_step(r->model, &r->batches[k], scale, &ls, err);
+        r->model->grads_ready = (vt_grads_ready){0};
         if (st) return st;
         loss_sum += ls;
     }
     vt_recipe_scalars rsc = {0};
     if (r->recipe->end_step && (st = r->recipe->end_step(r->recipe_state, &rs, &rsc, err))) return st;
-    if (r->model->num_trainable) {
-        vt_grad_sync_begin(r->sync);
-        if ((st = vt_grad_sync_finish(r->sync, 1.0f, err))) return st;
-    }
+    if (r->model->num_trainable && (st = vt_grad_sync_finish(r->sync, 1.0f, err))) return st;
     for (int g = 0; g < r->ngroups; g++) {
         vt_grad_sync_begin(r->group_sync[g]);
         if ((st = vt_grad_sync_finish(r->group_sync[g], 1.0f, err))) return st;
@@ -507,7 +528,7 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
     for (uint32_t k = 0; k < r->micro_count; k++)
         if ((st = vt_batch_alloc(&r->batches[k], &bs, err))) return st;
     if (r->model->num_trainable &&
-        (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, (size_t)1 << 20, &r->sync, err)))
+        (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, bucket_floats(t), &r->sync, err)))
         return st;
     for (int g = 0; g < r->ngroups; g++)
         if ((st = vt_grad_sync_new(r->comm, r->groups[g].grads, r->groups[g].n, (size_t)1 << 20, &r->group_sync[g], err)))
@@ -672,6 +693,9 @@ static int train_loop(run *r, vt_error *err) {
     if (r->rank == 0 && r->metrics) {
         vt_metrics_summary(r->metrics);
         if (r->have_val) print_val_table(r);
+        if (r->sync && r->ranks > 1)
+            vt_info("allreduce: %d gradient bucket(s) of %.3g MiB started during the last step's backward",
+                    vt_grad_sync_early_buckets(r->sync), r->tc.bucket_mb);
         vt_info("done: checkpoints in %s, metrics in %s%s%s", r->ckpt_root, vt_metrics_jsonl_path(r->metrics),
                 vt_metrics_tb_path(r->metrics) ? " and " : "",
                 vt_metrics_tb_path(r->metrics) ? vt_metrics_tb_path(r->metrics) : "");

@@ -106,11 +106,15 @@ python3 "$VT_SOURCE_DIR/tests/tools/read_tfevents.py" "$tb" > "$T/tb.txt" || fai
 # Rank counts: 1, 2, 4 trainers, same global batch -> same losses within TOL;
 # resume the 1-rank reference's (pinned) step-6 checkpoint with 2 ranks.
 if [ -n "${MPIEXEC:-}" ]; then
+  # np 4 with 10 KiB buckets: most of them start reducing during backward.
   for np in 2 4; do
-    "$MPIEXEC" -n $np "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/np$np" 2>"$T/np$np.log" \
-      || fail "np=$np failed: $(tail -3 "$T/np$np.log")"
+    mb=4; [ $np = 4 ] && mb=0.01
+    "$MPIEXEC" -n $np "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/np$np" --set train.allreduce_bucket_mb=$mb \
+      2>"$T/np$np.log" || fail "np=$np failed: $(tail -3 "$T/np$np.log")"
     $L close $TOL "$T/np$np/metrics.jsonl" "$T/ref/metrics.jsonl" || fail "np=$np losses differ"
   done
+  grep -Eq "allreduce: [1-9][0-9]* gradient bucket\(s\) of 0.01 MiB started during" "$T/np4.log" ||
+    fail "no bucket overlapped backward: $(grep allreduce "$T/np4.log")"
   mkdir -p "$T/elastic/checkpoints"
   cp -r "$T/ref/checkpoints/ckpt-000000006" "$T/elastic/checkpoints/"
   "$MPIEXEC" -n 2 "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/elastic" --resume auto 2>"$T/elastic.log" \
@@ -122,6 +126,8 @@ fi
 # Config errors: one line naming the file and key, exit 2.
 printf 'train:\n  stepz: 3\n' > "$T/bad.yaml"
 expect_fail 2 "bad.yaml.*stepz" -- "$VISTUNE" train "$T/bad.yaml"
+printf 'train:\n  allreduce_bucket_mb: 0\n' > "$T/bad3.yaml"
+expect_fail 2 "train.allreduce_bucket_mb must be in" -- "$VISTUNE" train "$T/bad3.yaml"
 printf 'recipe: vittle9\n' > "$T/bad2.yaml"
 expect_fail 2 "recipe: unknown 'vittle9'" -- "$VISTUNE" train "$T/bad2.yaml"
 expect_fail 2 "exactly one RUN.yaml" -- "$VISTUNE" train

@@ -27,6 +27,7 @@ train:
   micro_batch: 2
   lr: 3.0e-3
   warmup_steps: 0
+  allreduce_bucket_mb: 0.01   # many buckets: most start reducing during backward (ROSS adds into the decoder inside it)
 checkpoint:
   every: 3
   keep_last: 2

@@ -320,6 +320,60 @@ static float *grads_of(vt_model *m, const tbatch *t, float *loss) {
     return g;
 }
 
+/* grads_ready: every report's range [ready_from, n) already holds its final
+ * values (snapshot == gradient after the whole backward), the reports come
+ * once per decoder block, highest first, and reach down to block 0. */
+typedef struct ready_log {
+    vt_model *m;
+    int n;
+    size_t from[8];
+    float *snap[8];
+} ready_log;
+
+static vt_status log_ready(void *arg, size_t ready_from, vt_error *err) {
+    (void)err;
+    ready_log *r = arg;
+    assert_true(r->n < 8);
+    size_t k = r->m->num_trainable - ready_from;
+    r->from[r->n] = ready_from;
+    r->snap[r->n] = malloc(sizeof(float) * (k ? k : 1));
+    memcpy(r->snap[r->n], r->m->grads + ready_from, sizeof(float) * k);
+    r->n++;
+    return VT_OK;
+}
+
+static void test_grads_ready_reports_final_ranges(void **state) {
+    (void)state;
+    vt_ctx *ctx = cpu();
+    tbatch *t = malloc(sizeof *t);
+    make_batch(t);
+    vt_model_config c;
+    vt_model_config_default(&c);
+    c.layers = 3;
+    vt_error err = {0};
+    vt_model *m = NULL;
+    assert_int_equal(vt_model_create(&m, ctx, &c, 5, &err), VT_OK);
+    ready_log log = {.m = m};
+    m->grads_ready = (vt_grads_ready){.fn = log_ready, .arg = &log};
+    float loss;
+    float *g = grads_of(m, t, &loss);
+    assert_int_equal(log.n, c.layers);
+    for (int i = 0; i < log.n; i++) {
+        assert_true(log.from[i] < m->num_trainable);
+        if (i) assert_true(log.from[i] < log.from[i - 1]);
+        size_t k = m->num_trainable - log.from[i];
+        assert_memory_equal(log.snap[i], g + log.from[i], sizeof(float) * k);
+        free(log.snap[i]);
+    }
+    /* The last report starts at block 0: below it only the embeddings and
+     * the projector, which finish after the decoder. */
+    assert_int_equal(log.from[log.n - 1], (size_t)(m->g.ll[0].q_w - m->grads));
+    free(g);
+    vt_model_free(m);
+    vt_ctx_destroy(ctx);
+    free(t);
+}
+
 static void test_freezing(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();
@@ -485,6 +539,7 @@ int main(void) {
         cmocka_unit_test(test_table_and_init),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_freezing),
+        cmocka_unit_test(test_grads_ready_reports_final_ranges),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_step_and_optimizer_state),
     };
