@@ -488,6 +488,76 @@ static void test_batch_errors(void **state) {
     vt_ctx_destroy(ctx);
 }
 
+/* The image reaches the decoder where it should: changing sequence 0's pixels
+ * changes its logits at the image positions and every later one (causal
+ * attention lets the answer see the image), leaves the positions before the
+ * image and the text-only sequence 1 bit-identical; and an image swapped
+ * between two sequences swaps their logits after the image. A layout bug
+ * (features spliced at the wrong positions, a pixel plane from another row,
+ * a mask hiding the image) breaks one of these. */
+static void test_image_reaches_logits(void **state) {
+    (void)state;
+    vt_ctx *ctx = cpu();
+    tbatch *t = malloc(sizeof *t), *u = malloc(sizeof *u);
+    vt_model_config c;
+    vt_model_config_default(&c);
+    vt_error err = {0};
+    vt_model *m = NULL;
+    assert_int_equal(vt_model_create(&m, ctx, &c, 5, &err), VT_OK);
+    const int T = 24, V = c.vocab, P = 3 * 32 * 32;
+    size_t nl = (size_t)2 * T * V;
+    float *a = malloc(sizeof(float) * nl), *b = malloc(sizeof(float) * nl);
+    make_batch(t);
+    assert_int_equal(vt_model_forward(m, &t->b, VT_FORWARD_LOGITS, NULL, &err), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_d2h(ctx, a, vt_model_logits(m), sizeof(float) * nl), VT_OK);
+    for (int i = 0; i < P; i++) t->pixels[i] = cosf(1.3f * (float)i); /* another image for sequence 0 */
+    assert_int_equal(vt_model_forward(m, &t->b, VT_FORWARD_LOGITS, NULL, &err), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_d2h(ctx, b, vt_model_logits(m), sizeof(float) * nl), VT_OK);
+    for (int pos = 0; pos < T; pos++) {
+        double d = 0, r = 0;
+        for (int v = 0; v < V; v++) {
+            size_t k = (size_t)pos * V + v;
+            d += fabs((double)a[k] - b[k]);
+            r += fabs((double)a[k]);
+        }
+        if (pos < 3) {
+            if (d != 0) fail_msg("position %d before the image changed with the image (%g)", pos, d);
+        } else if (!(d > 1e-4 * r)) {
+            fail_msg("position %d at/after the image does not depend on it (|d| %g, |logits| %g)", pos, d, r);
+        }
+    }
+    assert_memory_equal(a + (size_t)T * V, b + (size_t)T * V, sizeof(float) * (size_t)T * V);
+    /* Two sequences with the same text and different images: swapping the
+     * images swaps the logits (row r's image drives row r only). */
+    make_batch(u);
+    memcpy(u->tokens + T, u->tokens, sizeof(int32_t) * (size_t)T);
+    u->lengths[1] = T;
+    for (int i = 0; i < P; i++) u->pixels[P + i] = cosf(1.3f * (float)i);
+    assert_int_equal(vt_model_forward(m, &u->b, VT_FORWARD_LOGITS, NULL, &err), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_d2h(ctx, a, vt_model_logits(m), sizeof(float) * nl), VT_OK);
+    float *tmp = malloc(sizeof(float) * (size_t)P);
+    memcpy(tmp, u->pixels, sizeof(float) * (size_t)P);
+    memcpy(u->pixels, u->pixels + P, sizeof(float) * (size_t)P);
+    memcpy(u->pixels + P, tmp, sizeof(float) * (size_t)P);
+    assert_int_equal(vt_model_forward(m, &u->b, VT_FORWARD_LOGITS, NULL, &err), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_d2h(ctx, b, vt_model_logits(m), sizeof(float) * nl), VT_OK);
+    size_t row = (size_t)T * V;
+    double diff = 0;
+    for (size_t k = 0; k < row; k++) {
+        assert_true(fabsf(a[k] - b[row + k]) <= 1e-5f * (1.0f + fabsf(a[k])));
+        assert_true(fabsf(a[row + k] - b[k]) <= 1e-5f * (1.0f + fabsf(a[row + k])));
+        diff += fabs((double)a[k] - a[row + k]);
+    }
+    assert_true(diff > 0); /* the two images did give different logits */
+    free(tmp);
+    free(a);
+    free(b);
+    vt_model_free(m);
+    free(t);
+    free(u);
+    vt_ctx_destroy(ctx);
+}
+
 static void test_step_and_optimizer_state(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();
@@ -541,6 +611,7 @@ int main(void) {
         cmocka_unit_test(test_freezing),
         cmocka_unit_test(test_grads_ready_reports_final_ranges),
         cmocka_unit_test(test_batch_errors),
+        cmocka_unit_test(test_image_reaches_logits),
         cmocka_unit_test(test_step_and_optimizer_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
