@@ -1,6 +1,7 @@
 # The quickstart model must learn to USE the image (issue #5): trained with
 # deploy/configs/quickstart.yaml's model, recipe and optimiser settings (only
-# the store, sequence length, step count and validation size are overridden)
+# the store, sequence length, step count, validation size and, as this runs
+# one process, the loader ranks are overridden)
 # on a tiny task whose answer is in the image alone -- "What color is the
 # circle?" over 32 px images of one coloured disc at a random place, 7
 # colours, so a model that ignores the image scores ~1/7 -- its held-out
@@ -19,7 +20,7 @@ STEPS=${VT_IMAGE_TEST_STEPS:-500}
 "$VISTUNE" train "$VT_SOURCE_DIR/deploy/configs/quickstart.yaml" --set run_dir="$T/run" \
   --set data.store="$T/store" --set data.seq_len=96 --set train.steps="$STEPS" --set train.val_every=-1 \
   --set train.val_items=64 --set train.val_max_new_tokens=8 --set checkpoint.every=100000 \
-  --set metrics.tensorboard=false 2>"$T/train.log" || fail "train failed: $(tail -3 "$T/train.log")"
+  --set metrics.tensorboard=false --set stream.loaders_per_node=0 2>"$T/train.log" || fail "train failed: $(tail -3 "$T/train.log")"
 python3 - "$T/run/metrics.jsonl" <<'PY' || fail "the quickstart model does not use the image: $(grep -A3 'held-out accuracy' "$T/train.log")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if '"eval":true' in l]
