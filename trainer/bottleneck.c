@@ -398,13 +398,18 @@ static vt_status head_backward(vt_bottleneck *bn, const vt_bottleneck_head *hw,
 }
 
 vt_status vt_bottleneck_backward(vt_bottleneck *bn, float *dh, float kl_scale, vt_error *err) {
+    return vt_bottleneck_backward2(bn, dh, kl_scale, kl_scale, err);
+}
+
+vt_status vt_bottleneck_backward2(vt_bottleneck *bn, float *dh, float scale_v, float scale_t,
+                                  vt_error *err) {
     vt_bottleneck_work *w = bn->work;
     if (!w->ready) return vt_fail(err, VT_ERR_STATE, "vittle: backward without a forward");
     size_t D = (size_t)bn->cfg.hidden;
     double kv = (bn->count_v && !w->kl_v_clamped)
-                    ? (double)kl_scale * bn->cfg.beta_v / ((double)bn->count_v * D) : 0.0;
+                    ? (double)scale_v * bn->cfg.beta_v / ((double)bn->count_v * D) : 0.0;
     double kt = (bn->count_t && !w->kl_t_clamped)
-                    ? (double)kl_scale * bn->cfg.beta_t / ((double)bn->count_t * D) : 0.0;
+                    ? (double)scale_t * bn->cfg.beta_t / ((double)bn->count_t * D) : 0.0;
     bool lp = bn->cfg.learnable_prior;
     mix_backward(bn, dh, 0, w->nv, kv, w->pmu_v, w->plv_v, lp ? bn->g.prior_mu_v : NULL,
                  lp ? bn->g.prior_logvar_v : NULL);

@@ -125,13 +125,25 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
  * return (in place). kl_scale multiplies the gradient of bn->loss (1 when the
  * total is CE + loss; 0 to skip the KL). ADDS into bn->grads. */
 vt_status vt_bottleneck_backward(vt_bottleneck *bn, float *dh, float kl_scale, vt_error *err);
+/* The same with separate weights for the two KL terms (the gradient of
+ * scale_v beta_v KL_v + scale_t beta_t KL_t): a trainer that averages each KL
+ * over the rows of a whole global batch passes count_v / rows_v(global) and
+ * count_t / rows_t(global) for a micro-batch. */
+vt_status vt_bottleneck_backward2(vt_bottleneck *bn, float *dh, float scale_v, float scale_t,
+                                  vt_error *err);
 /* Writes the parameters to path as safetensors (F32, names as in
- * bn->tensors, metadata vistune_method=vittle), atomically. */
+ * bn->tensors), atomically. The metadata describes the layer so a reader
+ * needs no run config: vistune_method=vittle, vittle_hidden, vittle_layer,
+ * vittle_alpha_end, vittle_beta_v, vittle_beta_t, vittle_prior
+ * (fixed|learnable), vittle_kl (textbook|reference), vittle_logvar_clamp. */
 vt_status vt_bottleneck_save(const vt_bottleneck *bn, const char *path, vt_error *err);
 /* Loads parameters saved by vt_bottleneck_save. Every tensor must be present
  * with the exact shape and every file tensor known (a learnable-prior file
  * into a fixed-prior layer is an error): VT_ERR_FORMAT naming the tensor. */
 vt_status vt_bottleneck_load(vt_bottleneck *bn, const char *path, vt_error *err);
+/* The config a file written by vt_bottleneck_save describes (its metadata
+ * over the defaults); VT_ERR_FORMAT naming the key when one is missing or bad. */
+vt_status vt_bottleneck_config_from_file(const char *path, vt_bottleneck_config *c, vt_error *err);
 /* Zeroes bn->grads. */
 void vt_bottleneck_zero_grad(vt_bottleneck *bn);
 

@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "pipeline/shift.h"
 #include "proto/schema.h"
 #include "trainer/checkpoint.h"
 #include "trainer/generate.h"
 #include "trainer/heldout.h"
 #include "trainer/model.h"
+#include "trainer/vittle.h"
 
 /* Sections of the run file that other commands own (see BRIEF: one run file). */
 static const char *const owned_elsewhere[] = {"train", "checkpoint", "metrics", "model", "recipe", "slurm",
@@ -223,6 +225,7 @@ struct vt_evaluator {
     char ckpt[PATH_MAX];   /* loaded checkpoint ("" = none) */
     vt_ctx *ctx;
     vt_model *model;
+    vt_vittle *vittle;     /* the checkpoint's Vittle layer (inference form), if it has one */
     vt_dataset *data;
     uint64_t *items;       /* the benchmark: indices of the split, limited */
     size_t nitems;
@@ -251,6 +254,8 @@ static void unload(vt_evaluator *e) {
     e->have_batch = false;
     vt_dataset_close(e->data);
     e->data = NULL;
+    vt_vittle_free(e->vittle);
+    e->vittle = NULL;
     vt_model_free(e->model);
     e->model = NULL;
     free(e->items);
@@ -289,7 +294,8 @@ static vt_status select_items(vt_evaluator *e, vt_error *err) {
     return e->items ? VT_OK : vt_fail(err, VT_ERR_NOMEM, "eval: out of memory");
 }
 
-/* Model from the checkpoint's config.json + model.safetensors, the dataset
+/* Model from the checkpoint's config.json + model.safetensors (+ the Vittle
+ * layer from vittle.safetensors when the checkpoint has one), the dataset
  * with the model's geometry, and the benchmark's item list. */
 static vt_status load(vt_evaluator *e, const char *checkpoint, vt_error *err) {
     if (!strcmp(e->ckpt, checkpoint)) return VT_OK;
@@ -307,6 +313,13 @@ static vt_status load(vt_evaluator *e, const char *checkpoint, vt_error *err) {
         st = vt_model_create(&e->model, e->ctx, &mc, 0, err);
     }
     if (!st) st = vt_model_import_hf(e->model, weights, err);
+    /* A method layer saved beside the HF weights (recipe vittle) acts at
+     * inference too: h' = (1 - alpha_end) h + alpha_end mu, no noise. */
+    vt_error none = {0};
+    if (!st && vt_ckpt_file(ck, "vittle.safetensors", weights, sizeof weights, &none) == VT_OK)
+        if (!(st = vt_vittle_attach_file(&e->vittle, e->model, weights, err)))
+            vt_info("eval: %s has a Vittle layer after decoder block %d: inference form, alpha %g, no noise",
+                    checkpoint, e->vittle->bn->cfg.layer, (double)e->vittle->alpha);
     vt_ckpt_close(ck);
     if (!st) {
         vt_dataset_config dc = e->c.data;

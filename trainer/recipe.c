@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "trainer/recipe_vittle.h"
 #include "trainer/ross.h"
 
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
@@ -43,6 +44,12 @@ static const vt_recipe recipes[] = {
      .param_groups = vt_ross_recipe_param_groups, .begin_step = vt_ross_recipe_begin_step,
      .end_step = vt_ross_recipe_end_step, .save = vt_ross_recipe_save, .load = vt_ross_recipe_load,
      .destroy = vt_ross_recipe_destroy},
+    /* Vittle (trainer/recipe_vittle.h): stage 2 + the visual instruction bottleneck. */
+    {.name = "vittle", .chat_template = "vicuna_v1", .configure = vt_vittle_recipe_configure,
+     .init = vt_vittle_recipe_init, .micro_step = vt_vittle_recipe_micro_step,
+     .param_groups = vt_vittle_recipe_param_groups, .begin_step = vt_vittle_recipe_begin_step,
+     .end_step = vt_vittle_recipe_end_step, .save = vt_vittle_recipe_save, .load = vt_vittle_recipe_load,
+     .destroy = vt_vittle_recipe_destroy},
 };
 
 const vt_recipe *vt_recipe_find(const char *name) {
@@ -51,4 +58,4 @@ const vt_recipe *vt_recipe_find(const char *name) {
     return NULL;
 }
 
-const char *vt_recipe_names(void) { return "stage1, stage2, ross"; }
+const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle"; }

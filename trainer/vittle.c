@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rng.h"
+
 void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role) {
     int B = (int)b->shape.batch, T = (int)b->shape.seq_len;
     for (int i = 0; i < B; i++) {
@@ -31,14 +33,19 @@ static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *
         if (!v->cap) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu rows", N);
     }
     vt_vittle_roles(b, m->cfg.image_token_index, v->role);
-    if (v->train) vt_bottleneck_noise(v->eps, N * D, v->noise_key);
+    if (v->train) {
+        size_t per = (size_t)b->shape.seq_len * D;
+        for (uint32_t i = 0; i < b->shape.batch; i++)
+            vt_bottleneck_noise(v->eps + i * per, per,
+                                vt_hash4(v->noise_key, b->sample_indices ? b->sample_indices[i] : i, 0, 0));
+    }
     return vt_bottleneck_forward(v->bn, h, v->role, (int)N, v->alpha, v->train ? v->eps : NULL, err);
 }
 
 static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err) {
     (void)m;
     vt_vittle *v = arg;
-    return vt_bottleneck_backward(v->bn, dh, v->kl_scale, err);
+    return vt_bottleneck_backward2(v->bn, dh, v->kl_scale_v, v->kl_scale_t, err);
 }
 
 vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_config *cfg,
@@ -56,7 +63,7 @@ vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_con
     }
     v->m = m;
     v->alpha = c.alpha_end;
-    v->kl_scale = 1.0f;
+    v->kl_scale_v = v->kl_scale_t = 1.0f;
     m->hook = (vt_decoder_hook){.layer = c.layer, .forward = hook_forward, .backward = hook_backward, .arg = v};
     *out = v;
     return VT_OK;
@@ -75,5 +82,24 @@ void vt_vittle_set(vt_vittle *v, bool train, float alpha, uint64_t noise_key, fl
     v->train = train;
     v->alpha = alpha;
     v->noise_key = noise_key;
-    v->kl_scale = kl_scale;
+    v->kl_scale_v = v->kl_scale_t = kl_scale;
+}
+
+vt_status vt_vittle_attach_file(vt_vittle **out, vt_model *m, const char *path, vt_error *err) {
+    *out = NULL;
+    vt_bottleneck_config c;
+    vt_status st = vt_bottleneck_config_from_file(path, &c, err);
+    if (st) return st;
+    if (c.hidden != m->cfg.hidden)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: Vittle layer of width %d, the model's decoder has %d", path,
+                       c.hidden, m->cfg.hidden);
+    vt_vittle *v = NULL;
+    if ((st = vt_vittle_attach(&v, m, &c, 0, err))) return st;
+    if ((st = vt_bottleneck_load(v->bn, path, err))) {
+        vt_vittle_free(v);
+        return st;
+    }
+    vt_vittle_set(v, false, v->bn->cfg.alpha_end, 0, 1.0f);
+    *out = v;
+    return VT_OK;
 }

@@ -18,8 +18,10 @@ typedef struct vt_vittle {
     vt_model *m;          /* borrowed; its hook points here while attached */
     bool train;           /* next forwards sample z = mu + sigma eps */
     float alpha;          /* mixing weight of the next forwards */
-    uint64_t noise_key;   /* eps of a forward = vt_bottleneck_noise(key) over [B*T, D] */
-    float kl_scale;       /* gradient weight of bn->loss in the next backward */
+    uint64_t noise_key;   /* eps of sequence i of a forward = vt_bottleneck_noise(vt_hash4(key,
+                           * sample_indices[i] (i when the batch has none), 0, 0)) over its [T, D]:
+                           * a sample's noise does not depend on where in the batch it sits */
+    float kl_scale_v, kl_scale_t; /* gradient weights of beta_v KL_v, beta_t KL_t in the next backward */
     uint8_t *role;        /* [B*T] scratch */
     float *eps;           /* [B*T*D] scratch */
     size_t cap;
@@ -32,8 +34,13 @@ vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_con
                            uint64_t seed, vt_error *err);
 /* Removes the hook and frees everything. NULL is fine. */
 void vt_vittle_free(vt_vittle *v);
-/* Settings for the next forward/backward. */
+/* Settings for the next forward/backward (both KL weights = kl_scale). */
 void vt_vittle_set(vt_vittle *v, bool train, float alpha, uint64_t noise_key, float kl_scale);
+/* Loads a layer saved by vt_bottleneck_save (its metadata says the layer,
+ * alpha_end, prior, ...) onto m's decoder in inference mode (alpha =
+ * alpha_end, h' = (1 - alpha) h + alpha mu): what evaluation of a Vittle
+ * checkpoint uses. The model's width must match. */
+vt_status vt_vittle_attach_file(vt_vittle **out, vt_model *m, const char *path, vt_error *err);
 /* role [B*T] for a batch (roles as in trainer/bottleneck.h). */
 void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role);
 

@@ -133,6 +133,13 @@ static void test_save_load(void **state) {
     assert_int_equal(vt_bottleneck_save(a, path, &err), VT_OK);
     assert_int_equal(vt_bottleneck_load(b, path, &err), VT_OK);
     assert_memory_equal(a->params, b->params, a->num_params * sizeof(float));
+    /* The file describes its layer (what evaluation attaches without a run config). */
+    vt_bottleneck_config back;
+    assert_int_equal(vt_bottleneck_config_from_file(path, &back, &err), VT_OK);
+    assert_int_equal(back.hidden, 8);
+    assert_int_equal(back.layer, 3);
+    assert_true(back.learnable_prior && back.kl == VT_BN_KL_TEXTBOOK);
+    assert_true(back.alpha_end == c.alpha_end && back.beta_v == c.beta_v && back.logvar_clamp == c.logvar_clamp);
     c.learnable_prior = false;
     assert_int_equal(vt_bottleneck_create(&fixed, ctx, &c, 1, &err), VT_OK);
     assert_int_equal(vt_bottleneck_load(fixed, path, &err), VT_ERR_FORMAT);
@@ -142,7 +149,10 @@ static void test_save_load(void **state) {
     assert_int_equal(vt_bottleneck_create(&wide, ctx, &c, 1, &err), VT_OK);
     assert_int_equal(vt_bottleneck_load(wide, path, &err), VT_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "vittle.head_v.fc1.weight"));
+    fixed->cfg.kl = VT_BN_KL_REFERENCE;
     assert_int_equal(vt_bottleneck_save(fixed, path, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_config_from_file(path, &back, &err), VT_OK);
+    assert_true(!back.learnable_prior && back.kl == VT_BN_KL_REFERENCE);
     assert_int_equal(vt_bottleneck_load(a, path, &err), VT_ERR_FORMAT); /* prior missing */
     assert_non_null(strstr(err.msg, "missing"));
     vt_bottleneck_free(a);

@@ -1,0 +1,174 @@
+/* Recipe "vittle": stage 2 (projector + decoder) with Vittle's bottleneck
+ * after a decoder block (trainer/vittle.h, docs/methods.md).
+ *
+ * The step's objective is the global-batch mean of the answer CE (as every
+ * recipe) + beta_v KL_v + beta_t KL_t, each KL averaged over the counted
+ * rows of the WHOLE global batch (and over dimensions). begin_step counts
+ * those rows on every rank and sums them, so a micro-batch's KL gradient
+ * weight is count(micro) / rows(global): the objective, and with it the
+ * losses, do not depend on the number of ranks or micro-batches. Noise is
+ * keyed by (seed, step, sample index), for the same reason and for exact
+ * resume. Forwards outside micro_step (validation) run in inference mode:
+ * h' = (1 - alpha_end) h + alpha_end mu. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fs.h"
+#include "common/rng.h"
+#include "trainer/recipe_vittle.h"
+#include "trainer/vittle.h"
+
+typedef struct vittle_recipe {
+    vt_bottleneck_config cfg; /* from the `vittle:` section; layer resolved at init */
+    const char *cfg_name;     /* the run file, for messages */
+    vt_vittle *v;
+    uint8_t *decay;           /* [num_params] weight-decay mask of the layer's buffer */
+    uint8_t *role;            /* [cap] scratch for counting rows */
+    size_t cap;
+    /* the current step */
+    uint64_t noise_key;
+    float alpha;
+    double inv_v, inv_t;      /* 1 / counted rows of the global batch (0 when none) */
+    double sum_v, sum_t;      /* this rank's sum of per-row (dimension-averaged) KL */
+} vittle_recipe;
+
+vt_status vt_vittle_recipe_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    mc->freeze_vision = true; /* as stage2 */
+    mc->freeze_projector = false;
+    mc->freeze_language = false;
+    vittle_recipe *r = calloc(1, sizeof *r);
+    if (!r) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
+    *state = r;
+    r->cfg_name = vt_config_name(cfg);
+    vt_bottleneck_config_default(&r->cfg);
+    vt_status st = vt_bottleneck_config_read(cfg, "vittle", &r->cfg, err);
+    /* The reader's own range errors name the key only; the config's name the file too. */
+    if (st && strncmp(err->msg, r->cfg_name, strlen(r->cfg_name))) vt_error_prefix(err, "%s: ", r->cfg_name);
+    return st;
+}
+
+vt_status vt_vittle_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
+    vittle_recipe *r = state;
+    vt_status st = vt_vittle_attach(&r->v, m, &r->cfg, seed, err);
+    if (st) {
+        vt_error_prefix(err, "%s: ", r->cfg_name);
+        return st;
+    }
+    r->cfg = r->v->bn->cfg; /* resolved layer and width */
+    const vt_bottleneck *bn = r->v->bn;
+    r->decay = calloc(bn->num_params ? bn->num_params : 1, 1);
+    if (!r->decay) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
+    for (int i = 0; i < bn->ntensors; i++)
+        memset(r->decay + bn->tensors[i].offset, bn->tensors[i].decay ? 1 : 0, bn->tensors[i].numel);
+    return VT_OK;
+}
+
+vt_status vt_vittle_recipe_param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
+    (void)err;
+    vittle_recipe *r = state;
+    vt_bottleneck *bn = r->v->bn;
+    out[0] = (vt_param_group){.name = "vittle", .params = bn->params, .grads = bn->grads,
+                              .decay_mask = r->decay, .n = bn->num_params};
+    *n = 1;
+    return VT_OK;
+}
+
+vt_status vt_vittle_recipe_begin_step(void *state, const vt_recipe_step *s, vt_error *err) {
+    vittle_recipe *r = state;
+    int64_t local[2] = {0, 0}, global[2];
+    for (uint32_t k = 0; k < s->micro_count; k++) {
+        const vt_batch *b = &s->batches[k];
+        size_t N = (size_t)b->shape.batch * b->shape.seq_len;
+        if (N > r->cap) {
+            free(r->role);
+            r->role = malloc(N);
+            r->cap = r->role ? N : 0;
+            if (!r->role) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu roles", N);
+        }
+        vt_vittle_roles(b, r->v->m->cfg.image_token_index, r->role);
+        for (size_t i = 0; i < N; i++) {
+            local[0] += r->role[i] == VT_BN_VISUAL;
+            local[1] += r->role[i] == VT_BN_TEXT_KL;
+        }
+    }
+    MPI_Allreduce(local, global, 2, MPI_INT64_T, MPI_SUM, s->comm);
+    r->inv_v = global[0] ? 1.0 / (double)global[0] : 0.0;
+    r->inv_t = global[1] ? 1.0 / (double)global[1] : 0.0;
+    r->alpha = vt_bottleneck_alpha(&r->cfg, s->progress);
+    r->noise_key = vt_hash4(s->seed, s->step, 0x766974746c65ull /* "vittle" */, 0);
+    r->sum_v = r->sum_t = 0;
+    return VT_OK;
+}
+
+vt_status vt_vittle_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
+                                   double progress, double *loss_sum, vt_error *err) {
+    (void)progress; /* alpha was fixed for the step by begin_step */
+    vittle_recipe *r = state;
+    vt_vittle *v = r->v;
+    vt_vittle_set(v, true, r->alpha, r->noise_key, 1.0f);
+    float loss;
+    vt_status st = vt_model_forward(m, b, VT_FORWARD_LOSS, &loss, err);
+    if (!st) {
+        const vt_bottleneck *bn = v->bn;
+        *loss_sum = (double)loss * (double)m->loss_count;
+        r->sum_v += bn->kl_v * bn->count_v;
+        r->sum_t += bn->kl_t * bn->count_t;
+        v->kl_scale_v = (float)(bn->count_v * r->inv_v);
+        v->kl_scale_t = (float)(bn->count_t * r->inv_t);
+        /* The KL has a gradient even where no answer token is supervised. */
+        if (m->loss_count || bn->count_v || bn->count_t) st = vt_model_backward(m, dloss_scale, err);
+    }
+    /* Any forward outside training (validation) is inference. */
+    vt_vittle_set(v, false, r->cfg.alpha_end, 0, 1.0f);
+    return st;
+}
+
+vt_status vt_vittle_recipe_end_step(void *state, const vt_recipe_step *s, vt_recipe_scalars *out, vt_error *err) {
+    (void)err;
+    vittle_recipe *r = state;
+    double local[2] = {r->sum_v, r->sum_t}, global[2];
+    MPI_Allreduce(local, global, 2, MPI_DOUBLE, MPI_SUM, s->comm);
+    double kl_v = global[0] * r->inv_v, kl_t = global[1] * r->inv_t;
+    out->n = 4;
+    out->names[0] = "vittle/kl_v";
+    out->values[0] = kl_v;
+    out->names[1] = "vittle/kl_t";
+    out->values[1] = kl_t;
+    out->names[2] = "vittle/kl_loss";
+    out->values[2] = r->cfg.beta_v * kl_v + r->cfg.beta_t * kl_t;
+    out->names[3] = "vittle/alpha";
+    out->values[3] = r->alpha;
+    return VT_OK;
+}
+
+vt_status vt_vittle_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err) {
+    vittle_recipe *r = state;
+    if (vt_ckpt_writer_rank(w) != 0) return VT_OK; /* replicated: rank 0 writes */
+    char path[PATH_MAX];
+    vt_status st = vt_path_join(path, sizeof path, vt_ckpt_writer_dir(w), "vittle.safetensors", err);
+    return st ? st : vt_bottleneck_save(r->v->bn, path, err);
+}
+
+vt_status vt_vittle_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
+    vittle_recipe *r = state;
+    char path[PATH_MAX];
+    vt_status st = vt_ckpt_file(c, "vittle.safetensors", path, sizeof path, err);
+    vt_bottleneck_config saved;
+    if (!st) st = vt_bottleneck_config_from_file(path, &saved, err);
+    if (st) return st;
+    if (saved.layer != r->cfg.layer)
+        return vt_fail(err, VT_ERR_STATE, "%s: the Vittle layer was trained after decoder block %d, vittle.layer "
+                       "is now %d", path, saved.layer, r->cfg.layer);
+    return vt_bottleneck_load(r->v->bn, path, err);
+}
+
+void vt_vittle_recipe_destroy(void *state) {
+    vittle_recipe *r = state;
+    if (!r) return;
+    vt_vittle_free(r->v);
+    free(r->decay);
+    free(r->role);
+    free(r);
+}
