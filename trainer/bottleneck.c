@@ -28,6 +28,7 @@ struct vt_bottleneck_work {
     float *eps;         /* [cap, D] */
     float *d_o, *d_g, *d_x; /* backward scratch */
     float *pmu_v, *plv_v, *pmu_t, *plv_t; /* prior used (clamped), [D] each */
+    double *ip_v, *ip_t;                  /* exp(-prior log-variance), [D] each */
     bool kl_v_clamped, kl_t_clamped;
 };
 
@@ -179,8 +180,10 @@ vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottle
     bn->grads = calloc(off, sizeof(float));
     bn->work = calloc(1, sizeof *bn->work);
     float *priors = calloc(4 * (size_t)D, sizeof(float));
-    if (!bn->params || !bn->grads || !bn->work || !priors) {
+    double *ip = calloc(2 * (size_t)D, sizeof(double));
+    if (!bn->params || !bn->grads || !bn->work || !priors || !ip) {
         free(priors);
+        free(ip);
         vt_bottleneck_free(bn);
         return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu parameters", off);
     }
@@ -188,6 +191,8 @@ vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottle
     bn->work->plv_v = priors + D;
     bn->work->pmu_t = priors + 2 * D;
     bn->work->plv_t = priors + 3 * D;
+    bn->work->ip_v = ip;
+    bn->work->ip_t = ip + D;
     set_views(bn, bn->params, &bn->w);
     set_views(bn, bn->grads, &bn->g);
     for (int i = 0; i < bn->ntensors; i++) {
@@ -207,7 +212,7 @@ void vt_bottleneck_free(vt_bottleneck *bn) {
     vt_bottleneck_work *w = bn->work;
     if (w) {
         free(w->rows); free(w->counted); free(w->x); free(w->a1); free(w->g); free(w->o);
-        free(w->eps); free(w->d_o); free(w->d_g); free(w->d_x); free(w->pmu_v);
+        free(w->eps); free(w->d_o); free(w->d_g); free(w->d_x); free(w->pmu_v); free(w->ip_v);
         free(w);
     }
     free(bn->params);
@@ -219,10 +224,18 @@ void vt_bottleneck_zero_grad(vt_bottleneck *bn) {
     memset(bn->grads, 0, bn->num_params * sizeof(float));
 }
 
+/* Box-Muller keeping both outputs of each pair of uniforms (half the log,
+ * sqrt and uniforms of drawing one normal at a time). */
 void vt_bottleneck_noise(float *eps, size_t n, uint64_t key) {
     vt_rng r;
     vt_rng_init(&r, key);
-    for (size_t i = 0; i < n; i++) eps[i] = (float)vt_rng_normal(&r);
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = vt_rng_uniform_double(&r), u2 = vt_rng_uniform_double(&r);
+        if (u1 < 1e-300) u1 = 1e-300;
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925 * u2;
+        eps[i] = (float)(rad * cos(th));
+        if (i + 1 < n) eps[i + 1] = (float)(rad * sin(th));
+    }
 }
 
 /* ---- forward ---- */
@@ -262,13 +275,15 @@ static void prior_values(vt_bottleneck *bn) {
         } else {
             w->pmu_v[d] = w->pmu_t[d] = w->plv_v[d] = w->plv_t[d] = 0.0f;
         }
+        w->ip_v[d] = exp(-(double)w->plv_v[d]);
+        w->ip_t[d] = exp(-(double)w->plv_t[d]);
     }
 }
 
 /* Clamps log sigma^2, mixes the rows back into h and returns the KL sum
  * over counted rows of gathered rows [r0, r0 + n). */
 static double mix_and_kl(vt_bottleneck *bn, float *h, int r0, int n, const float *pmu,
-                         const float *plv) {
+                         const float *plv, const double *ipv) {
     vt_bottleneck_work *w = bn->work;
     int D = bn->cfg.hidden;
     float c = bn->cfg.logvar_clamp, a = w->alpha;
@@ -284,7 +299,7 @@ static double mix_and_kl(vt_bottleneck *bn, float *h, int r0, int n, const float
             float z = w->train ? mu[d] + s * e[d] : mu[d];
             out[d] = (1.0f - a) * x[d] + a * z;
             if (w->counted[i]) {
-                double dm = (double)mu[d] - pmu[d], ip = exp(-(double)plv[d]);
+                double dm = (double)mu[d] - pmu[d], ip = ipv[d];
                 sum += 0.5 * (lw * ((double)plv[d] - lv[d]) + ((double)s * s + dm * dm) * ip - 1.0);
             }
         }
@@ -324,8 +339,8 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
     if ((st = head_forward(bn, &bn->w.v, 0, w->nv, err))) return st;
     if ((st = head_forward(bn, &bn->w.t, w->nv, w->nt, err))) return st;
     prior_values(bn);
-    double sv = mix_and_kl(bn, h, 0, w->nv, w->pmu_v, w->plv_v);
-    double sn = mix_and_kl(bn, h, w->nv, w->nt, w->pmu_t, w->plv_t);
+    double sv = mix_and_kl(bn, h, 0, w->nv, w->pmu_v, w->plv_v, w->ip_v);
+    double sn = mix_and_kl(bn, h, w->nv, w->nt, w->pmu_t, w->plv_t, w->ip_t);
     bn->count_v = cv;
     bn->count_t = ct;
     bn->kl_v = cv ? sv / ((double)cv * D) : 0.0;
@@ -347,7 +362,7 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
  * gradients go to gpmu/gplv (NULL for a fixed prior); d_x gets the direct
  * (1 - alpha) path. */
 static void mix_backward(vt_bottleneck *bn, const float *dh, int r0, int n, double kc,
-                         const float *pmu, const float *plv, float *gpmu, float *gplv) {
+                         const float *pmu, const double *ipv, float *gpmu, float *gplv) {
     vt_bottleneck_work *w = bn->work;
     int D = bn->cfg.hidden;
     float a = w->alpha;
@@ -362,7 +377,7 @@ static void mix_backward(vt_bottleneck *bn, const float *dh, int r0, int n, doub
             double gm = a * G[d];
             double gl = w->train ? a * G[d] * e[d] * 0.5 * s : 0.0;
             if (w->counted[i] && kc != 0.0) {
-                double dm = (double)mu[d] - pmu[d], ip = exp(-(double)plv[d]);
+                double dm = (double)mu[d] - pmu[d], ip = ipv[d];
                 double s2 = (double)s * s;
                 gm += kc * dm * ip;
                 gl += kc * 0.5 * (s2 * ip - lw);
@@ -411,9 +426,9 @@ vt_status vt_bottleneck_backward2(vt_bottleneck *bn, float *dh, float scale_v, f
     double kt = (bn->count_t && !w->kl_t_clamped)
                     ? (double)scale_t * bn->cfg.beta_t / ((double)bn->count_t * D) : 0.0;
     bool lp = bn->cfg.learnable_prior;
-    mix_backward(bn, dh, 0, w->nv, kv, w->pmu_v, w->plv_v, lp ? bn->g.prior_mu_v : NULL,
+    mix_backward(bn, dh, 0, w->nv, kv, w->pmu_v, w->ip_v, lp ? bn->g.prior_mu_v : NULL,
                  lp ? bn->g.prior_logvar_v : NULL);
-    mix_backward(bn, dh, w->nv, w->nt, kt, w->pmu_t, w->plv_t, lp ? bn->g.prior_mu_t : NULL,
+    mix_backward(bn, dh, w->nv, w->nt, kt, w->pmu_t, w->ip_t, lp ? bn->g.prior_mu_t : NULL,
                  lp ? bn->g.prior_logvar_t : NULL);
     vt_status st = head_backward(bn, &bn->w.v, &bn->g.v, 0, w->nv, err);
     if (!st) st = head_backward(bn, &bn->w.t, &bn->g.t, w->nv, w->nt, err);
