@@ -1,8 +1,10 @@
 /* Recipes: what a training run optimises. A recipe is a row in a table of
  * hooks that the generic loop (trainer/train.h) calls at fixed points, so
  * later methods (vittle, ross, mmict, ...) add a row instead of forking the
- * loop. Built in: "stage1" (projector only, `plain` template) and "stage2"
- * (projector + decoder, vision frozen, `vicuna_v1` template).
+ * loop. Built in: "stage1" (projector only, `plain` template), "stage2"
+ * (projector + decoder, vision frozen, `vicuna_v1` template), "ross"
+ * (stage2 + the ROSS denoiser, trainer/ross.h) and "vittle" (stage2 + the
+ * Vittle bottleneck, trainer/recipe_vittle.h).
  *
  * Every hook may be NULL (= the default behaviour written next to it).
  * Hooks run on every trainer rank with identical inputs and must be
@@ -96,7 +98,7 @@ typedef struct vt_recipe {
 
 /* NULL when unknown. */
 const vt_recipe *vt_recipe_find(const char *name);
-/* Names for error messages: "stage1, stage2". */
+/* Names for error messages: "stage1, stage2, ross, vittle". */
 const char *vt_recipe_names(void);
 
 /* The default micro_step, for recipes that wrap it. */

@@ -5,17 +5,18 @@
 # the median step time of each (steps after the first two), the training
 # overhead, and the time of one validation pass (held-out loss + greedy
 # answers, the inference path) with each.
-#   tests/bench/bench_vittle.sh [BUILD_DIR] [--rounds R] [--steps N] [--threads T]
+#   tests/bench/bench_vittle.sh [BUILD_DIR] [--rounds R] [--steps N] [--threads T] [--preset tiny|wide]
 # Not a test (no pass/fail); results go to docs/experiments.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${VT_BINARY_DIR:-$here/../../build}
-rounds=3 steps=30 threads=1
+rounds=3 steps=30 threads=1 presets="tiny wide"
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift ;;
     --steps) steps=$2; shift ;;
     --threads) threads=$2; shift ;;
+    --preset) presets=$2; shift ;;
     -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     -*) echo "bench_vittle.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1 ;;
@@ -72,7 +73,7 @@ r = [json.loads(l) for l in open(sys.argv[1])]
 print(statistics.median(x["step_s"] for x in r if not x.get("eval") and x["step"] > 2))
 PY
 }
-for preset in tiny wide; do
+for preset in $presets; do
   extra=()
   [ $preset = wide ] && extra=("${wide[@]}")
   for ((i = 1; i <= rounds; i++)); do
@@ -91,7 +92,7 @@ python3 - "$work/results.txt" "$steps" "$rounds" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 print("preset  recipe  median step (ms)  validation (s)   [%s rounds x %s steps, steps > 2]" % (sys.argv[3], sys.argv[2]))
-for preset in ("tiny", "wide"):
+for preset in sorted({r[0] for r in rows}, key=("tiny", "wide").index):
     st = {}
     for recipe in ("stage2", "vittle"):
         s = [float(r[2]) for r in rows if r[0] == preset and r[1] == recipe]
@@ -102,4 +103,4 @@ for preset in ("tiny", "wide"):
         preset, 100 * (st["vittle"][0] / st["stage2"][0] - 1), 100 * (st["vittle"][1] / st["stage2"][1] - 1)))
 PY
 echo "== per model pass (bench_vittle: no data loading, no checkpoints; greedy answers' length cannot differ) =="
-for preset in tiny wide deep; do "$build/tests/bench/bench_vittle" --preset $preset --reps 10 --threads "$threads"; done
+for preset in $presets deep; do "$build/tests/bench/bench_vittle" --preset $preset --reps 10 --threads "$threads"; done
