@@ -10,7 +10,6 @@
  * can pay for it plus what is reserved for the final evaluation, and retries
  * are paid from the slack dealt out per rank. */
 #include <dirent.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -33,6 +32,7 @@
 #include "trainer/cmaes.h"
 #include "trainer/heldout.h"
 #include "trainer/safetensors.h"
+#include "trainer/run_args.h"
 #include "trainer/signals.h"
 #include "trainer/zeroth_order.h"
 
@@ -985,40 +985,9 @@ static void usage(FILE *out) {
 }
 
 int vt_cmd_bbtune(int argc, char **argv) {
-    static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
-                                         {"set", required_argument, NULL, 's'},
-                                         {"stop-file", required_argument, NULL, 'F'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *resume = NULL, *stop_file = NULL, *sets[64];
-    int nsets = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r': resume = optarg; break;
-        case 'F': stop_file = optarg; break;
-        case 's':
-            if (nsets == 64) {
-                fprintf(stderr, "vistune bbtune: too many --set options (max 64)\n");
-                return 2;
-            }
-            sets[nsets++] = optarg;
-            break;
-        case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "vistune bbtune: bad option '%s' (see vistune bbtune --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "vistune bbtune: expected exactly one RUN.yaml (see vistune bbtune --help)\n");
-        return 2;
-    }
-    if (resume && !resume[0]) {
-        fprintf(stderr, "vistune bbtune: --resume needs 'auto' or a checkpoint directory\n");
-        return 2;
-    }
+    vt_run_args a;
+    int done = vt_run_args_parse(argc, argv, "bbtune", usage, &a);
+    if (done >= 0) return done;
     bb r;
     memset(&r, 0, sizeof r);
     vt_error err = {0};
@@ -1026,8 +995,7 @@ int vt_cmd_bbtune(int argc, char **argv) {
         fprintf(stderr, "vistune bbtune: %s\n", err.msg);
         return 1;
     }
-    vt_status st = vt_config_load(argv[optind], &r.cfg, &err);
-    for (int i = 0; !st && i < nsets; i++) st = vt_config_set(r.cfg, sets[i], &err);
+    vt_status st = vt_run_args_load(&a, &r.cfg, &err);
     if (!st) st = read_config(r.cfg, &r.c, &err);
     if (st) {
         fprintf(stderr, "vistune bbtune: %s\n", err.msg);
@@ -1046,10 +1014,10 @@ int vt_cmd_bbtune(int argc, char **argv) {
     MPI_Comm_rank(r.comm, &r.rank);
     MPI_Comm_size(r.comm, &r.ranks);
     vt_log_set_rank(r.ranks > 1 ? r.rank : -1);
-    if (r.rank == 0) vt_signals_watch_file(stop_file);
+    if (r.rank == 0) vt_signals_watch_file(a.stop_file);
     int rc;
     if ((st = vt_signals_install(&err)) || (st = agree(&r, setup(&r, &err), &err)) ||
-        (st = setup_resume(&r, resume, &err))) {
+        (st = setup_resume(&r, a.resume, &err))) {
         rc = st == VT_ERR_ARG ? 2 : 1;
     } else {
         rc = run_loop(&r, &err);

@@ -3,7 +3,6 @@
  * checkpoints, signal agreement at every step boundary. */
 #include "trainer/train.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "trainer/metrics.h"
 #include "trainer/model.h"
 #include "trainer/recipe.h"
+#include "trainer/run_args.h"
 #include "trainer/signals.h"
 
 /* Everything the run config says (defaults in train_config_defaults). */
@@ -744,41 +744,9 @@ static void usage(FILE *out) {
 }
 
 int vt_cmd_train(int argc, char **argv) {
-    static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
-                                         {"set", required_argument, NULL, 's'},
-                                         {"stop-file", required_argument, NULL, 'F'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *resume = NULL, *stop_file = NULL;
-    const char *sets[64];
-    int nsets = 0, c;
-    optind = 1;
-    opterr = 0; /* one line of our own instead of getopt's */
-    while ((c = getopt_long(argc, argv, "r:s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r': resume = optarg; break;
-        case 'F': stop_file = optarg; break;
-        case 's':
-            if (nsets == 64) {
-                fprintf(stderr, "vistune train: too many --set options (max 64)\n");
-                return 2;
-            }
-            sets[nsets++] = optarg;
-            break;
-        case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "vistune train: bad option '%s' (see vistune train --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "vistune train: expected exactly one RUN.yaml (see vistune train --help)\n");
-        return 2;
-    }
-    if (resume && !resume[0]) {
-        fprintf(stderr, "vistune train: --resume needs 'auto' or a checkpoint directory\n");
-        return 2;
-    }
+    vt_run_args a;
+    int done = vt_run_args_parse(argc, argv, "train", usage, &a);
+    if (done >= 0) return done;
     run r;
     memset(&r, 0, sizeof r);
     vt_error err = {0};
@@ -790,8 +758,7 @@ int vt_cmd_train(int argc, char **argv) {
         return 1;
     }
     train_config_defaults(&r.tc);
-    vt_status st = vt_config_load(argv[optind], &r.cfg, &err);
-    for (int i = 0; !st && i < nsets; i++) st = vt_config_set(r.cfg, sets[i], &err);
+    vt_status st = vt_run_args_load(&a, &r.cfg, &err);
     if (!st) st = read_train_config(r.cfg, &r.tc, &err);
     if (st) {
         fprintf(stderr, "vistune train: %s\n", err.msg);
@@ -813,9 +780,9 @@ int vt_cmd_train(int argc, char **argv) {
     vt_log_set_rank(world_size > 1 ? world_rank : -1);
     st = vt_signals_install(&err);
     if (!st) st = assign_roles(&r, &err);
-    if (!st && !r.is_loader && r.rank == 0) vt_signals_watch_file(stop_file);
+    if (!st && !r.is_loader && r.rank == 0) vt_signals_watch_file(a.stop_file);
     if (!st) st = setup_data(&r, &err);
-    if (!st && !r.is_loader) st = setup_trainer(&r, resume, &err);
+    if (!st && !r.is_loader) st = setup_trainer(&r, a.resume, &err);
     /* Every rank must be ready before anyone waits on another (a trainer for
      * batches, a loader for trainers): agree on the set-up first. */
     int bad = st != VT_OK, anybad = 0, rc = 0;
