@@ -35,6 +35,7 @@ void vt_serve_options_default(vt_serve_options *o, const vt_model_config *mc) {
     o->max_sets = 256;
     o->max_ctx = 16;
     o->max_request_bytes = (size_t)64 << 20;
+    o->max_logits = (size_t)4 << 20;
 }
 
 static vt_status read_clients(vt_serve *s, const char *path, vt_error *err) {
@@ -77,7 +78,7 @@ vt_status vt_serve_open(vt_serve **out, vt_model *model, const vt_serve_options 
     const vt_model_config *mc = &model->cfg;
     if (!opt->endpoint || !*opt->endpoint) return vt_fail(err, VT_ERR_ARG, "serve: no endpoint to bind");
     if (opt->max_batch < 1 || opt->max_seq < 1 || opt->max_seq > mc->max_pos || opt->max_sets < 1 ||
-        opt->max_ctx < 1 || opt->max_request_bytes < 16)
+        opt->max_ctx < 1 || opt->max_request_bytes < 16 || opt->max_logits < 1)
         return vt_fail(err, VT_ERR_ARG,
                        "serve: limits out of range (max_batch %d, max_seq %d of %d positions, max_sets %d, "
                        "max_ctx %d, max_request_bytes %zu)",
@@ -175,7 +176,8 @@ void vt_serve_get_stats(const vt_serve *s, vt_serve_stats *out) {
                             .vocab = mc->vocab, .max_batch = s->opt.max_batch, .max_seq = s->opt.max_seq,
                             .image_size = mc->image_size, .image_token_index = mc->image_token_index,
                             .max_sets = s->opt.max_sets, .max_ctx = s->opt.max_ctx,
-                            .image_tokens = vt_model_image_tokens(mc)};
+                            .image_tokens = vt_model_image_tokens(mc), .logits_version = VT_SERVE_LOGITS_V1,
+                            .max_logits = s->opt.max_logits};
 }
 
 void vt_serve_close(vt_serve *s) {
@@ -231,6 +233,8 @@ static int send_stats(vt_serve *s) {
     st.max_sets = (uint32_t)s->opt.max_sets;
     st.max_ctx = (uint32_t)s->opt.max_ctx;
     st.image_tokens = (uint32_t)vt_model_image_tokens(mc);
+    st.logits_version = VT_SERVE_LOGITS_V1;
+    st.max_logits = s->opt.max_logits;
     Vt__ServeReply r = VT__SERVE_REPLY__INIT;
     r.kind_case = VT__SERVE_REPLY__KIND_STATS;
     r.stats = &st;
@@ -276,6 +280,21 @@ static vt_status check_score(const vt_serve *s, const Vt__ScoreRequest *q, vt_er
     if (q->n_pixels != 0 && q->n_pixels != npix) return vt_fail(err, VT_ERR_FORMAT, "pixels has %zu floats, expected 0 or %zu", q->n_pixels, npix);
     for (size_t i = 0; i < q->n_pixels; i++)
         if (!isfinite(q->pixels[i])) return vt_fail(err, VT_ERR_RANGE, "pixels[%zu] is not finite", i);
+    if (q->logits > VT_SERVE_LOGITS_V1)
+        return vt_fail(err, VT_ERR_ARG, "logits layout %u is not served (this service returns 0..%d)", q->logits,
+                       VT_SERVE_LOGITS_V1);
+    if (q->logits) { /* the reply's size: every counted position of every set, a vocab row each */
+        size_t counted = 0;
+        for (size_t b = 0; b < B; b++) {
+            size_t len = q->n_lengths ? (size_t)q->lengths[b] : T;
+            for (size_t t = 0; t < len; t++) counted += q->loss_mask.len ? (q->loss_mask.data[b * T + t] != 0) : 1;
+        }
+        size_t floats = P * counted * (size_t)mc->vocab;
+        if (floats > s->opt.max_logits)
+            return vt_fail(err, VT_ERR_RANGE,
+                           "logits reply of %zu floats (%zu sets x %zu answer positions x vocab %d) exceeds the limit of %zu",
+                           floats, P, counted, mc->vocab, s->opt.max_logits);
+    }
     if (s->opt.max_queries && s->queries + P > s->opt.max_queries)
         return vt_fail(err, VT_ERR_RANGE, "query budget exhausted: %llu of %llu used, request asks %zu",
                        (unsigned long long)s->queries, (unsigned long long)s->opt.max_queries, P);
@@ -291,7 +310,9 @@ static vt_status put_rows(vt_serve *s, const int32_t *ids, size_t C, const float
     return VT_OK;
 }
 
-static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint32_t *count, vt_error *err) {
+/* logits (when q->logits) gets [n_sets, sum(count), vocab] rows of the counted positions. */
+static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint32_t *count, float *logits_out,
+                       vt_error *err) {
     vt_model *m = s->m;
     size_t B = q->batch, T = q->seq_len, C = q->ctx_per_set, D = (size_t)m->cfg.hidden, V = (size_t)m->cfg.vocab;
     vt_batch *bt = &s->batch;
@@ -312,6 +333,7 @@ static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint
         if (vt_ctx_memcpy_d2h(m->ctx, s->saved + i * D, m->w.embed + (size_t)q->ctx_token_ids[i] * D, D * sizeof(float)))
             return vt_fail(err, VT_ERR_DEVICE, "serve: reading embedding rows: %s", vt_ctx_error(m->ctx)->msg);
     vt_status st = VT_OK;
+    size_t out_row = 0;
     for (size_t p = 0; p < q->n_sets && !st; p++) {
         if ((st = put_rows(s, q->ctx_token_ids, C, q->context + p * C * D, err))) break;
         if ((st = vt_model_forward(m, bt, VT_FORWARD_LOGITS, NULL, err))) break;
@@ -324,6 +346,7 @@ static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint
                     st = vt_fail(err, VT_ERR_DEVICE, "serve: reading logits: %s", vt_ctx_error(m->ctx)->msg);
                     break;
                 }
+                if (logits_out) memcpy(logits_out + out_row++ * V, s->row, V * sizeof(float));
                 double mx = s->row[0], z = 0;
                 for (size_t v = 1; v < V; v++) mx = s->row[v] > mx ? s->row[v] : mx;
                 for (size_t v = 0; v < V; v++) z += exp(s->row[v] - mx);
@@ -347,12 +370,24 @@ static int handle_score(vt_serve *s, const Vt__ScoreRequest *q) {
     if (st) return send_error(s, st, err.msg);
     float *loss = malloc(q->n_sets * q->batch * sizeof(float));
     uint32_t *count = malloc(q->batch * sizeof(uint32_t));
-    if (!loss || !count) {
+    float *logits = NULL;
+    size_t n_logits = 0;
+    if (q->logits) { /* the size was checked against max_logits */
+        size_t B = q->batch, T = q->seq_len, counted = 0;
+        for (size_t b = 0; b < B; b++) {
+            size_t len = q->n_lengths ? (size_t)q->lengths[b] : T;
+            for (size_t t = 0; t < len; t++) counted += q->loss_mask.len ? (q->loss_mask.data[b * T + t] != 0) : 1;
+        }
+        n_logits = q->n_sets * counted * (size_t)s->m->cfg.vocab;
+        logits = malloc(n_logits ? n_logits * sizeof(float) : 1);
+    }
+    if (!loss || !count || (q->logits && !logits)) {
         free(loss);
         free(count);
+        free(logits);
         return send_error(s, VT_ERR_NOMEM, "out of memory");
     }
-    st = score(s, q, loss, count, &err);
+    st = score(s, q, loss, count, logits, &err);
     int rc;
     if (st) {
         rc = send_error(s, st, err.msg);
@@ -366,6 +401,12 @@ static int handle_score(vt_serve *s, const Vt__ScoreRequest *q) {
         r.loss = loss;
         r.n_count = q->batch;
         r.count = count;
+        if (q->logits) {
+            r.logits_version = q->logits;
+            r.vocab = (uint32_t)s->m->cfg.vocab;
+            r.n_logits = n_logits;
+            r.logits = logits;
+        }
         Vt__ServeReply rep = VT__SERVE_REPLY__INIT;
         rep.kind_case = VT__SERVE_REPLY__KIND_SCORE;
         rep.score = &r;
@@ -373,6 +414,7 @@ static int handle_score(vt_serve *s, const Vt__ScoreRequest *q) {
     }
     free(loss);
     free(count);
+    free(logits);
     return rc;
 }
 

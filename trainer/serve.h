@@ -28,13 +28,15 @@ typedef struct vt_serve_options {
     int max_ctx;                   /* context vectors per set */
     size_t max_request_bytes;      /* larger requests get an error reply */
     uint64_t max_queries;          /* query budget over the service's life; 0 = none */
+    size_t max_logits;             /* floats of answer-position logits one reply may carry */
     const char *curve_secret_file; /* z85 server secret key (40 chars); NULL = no CURVE */
     const char *curve_clients_file;/* z85 client public keys, one a line; NULL = any client
                                       that knows the server key (CURVE only) */
 } vt_serve_options;
 
 /* Defaults: max_batch 8, max_seq min(256, max_position_embeddings), max_sets
- * 256, max_ctx 16, max_request_bytes 64 MiB, no budget, no CURVE. */
+ * 256, max_ctx 16, max_request_bytes 64 MiB, max_logits 4M floats (16 MiB),
+ * no budget, no CURVE. */
 void vt_serve_options_default(vt_serve_options *o, const vt_model_config *mc);
 
 typedef struct vt_serve vt_serve;
@@ -64,7 +66,12 @@ typedef struct vt_serve_stats {
     uint64_t queries, requests, rejected, max_queries, auth_denied;
     int hidden, vocab, max_batch, max_seq, image_size, image_token_index, max_sets, max_ctx;
     int image_tokens; /* positions one image takes (what a client's data pipeline must expand) */
+    int logits_version;  /* highest logits layout the service returns (0: a v1 service, none) */
+    uint64_t max_logits; /* floats of logits one reply may carry */
 } vt_serve_stats;
+
+/* The logits layout this build serves and asks for (proto/serve.proto). */
+#define VT_SERVE_LOGITS_V1 1
 
 /* The service's counters and limits (what a StatsRequest answers). */
 void vt_serve_get_stats(const vt_serve *s, vt_serve_stats *out);
@@ -95,6 +102,13 @@ vt_status vt_serve_client_reconnect(vt_serve_client *c, vt_error *err);
  * reply within the timeout is VT_ERR_NET. */
 vt_status vt_serve_client_score(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count,
                                 vt_error *err);
+/* As vt_serve_client_score, and also the raw logits at the answer positions
+ * (ScoreRequest.logits = VT_SERVE_LOGITS_V1; counts as n_sets queries like
+ * any score request): logits gets n_sets * sum(count) * vocab floats, for
+ * set s, item b, its counted positions in order. *n_logits gets how many;
+ * a reply with more than logits_cap is VT_ERR_RANGE. count must be given. */
+vt_status vt_serve_client_score_logits(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count,
+                                       float *logits, size_t logits_cap, size_t *n_logits, vt_error *err);
 vt_status vt_serve_client_stats(vt_serve_client *c, vt_serve_stats *out, vt_error *err);
 /* Sends raw bytes as one request and returns the reply's error (VT_OK when
  * the reply is not a ServeError). For tests of the service's input checks. */

@@ -162,8 +162,8 @@ static vt_status call_request(vt_serve_client *c, Vt__ServeRequest *req, Vt__Ser
     return st;
 }
 
-vt_status vt_serve_client_score(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count,
-                                vt_error *err) {
+static vt_status score_call(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count, float *logits,
+                            size_t logits_cap, size_t *n_logits, vt_error *err) {
     size_t BT = (size_t)q->batch * q->seq_len;
     Vt__ScoreRequest r = VT__SCORE_REQUEST__INIT;
     r.ctx_per_set = (uint32_t)q->n_ctx;
@@ -189,6 +189,7 @@ vt_status vt_serve_client_score(vt_serve_client *c, const vt_serve_query *q, flo
         r.n_pixels = (size_t)q->batch * 3 * q->image_size * q->image_size;
         r.pixels = (float *)q->pixels;
     }
+    if (logits) r.logits = VT_SERVE_LOGITS_V1;
     Vt__ServeRequest req = VT__SERVE_REQUEST__INIT;
     req.kind_case = VT__SERVE_REQUEST__KIND_SCORE;
     req.score = &r;
@@ -201,10 +202,40 @@ vt_status vt_serve_client_score(vt_serve_client *c, const vt_serve_query *q, flo
         vt__serve_reply__free_unpacked(rep, NULL);
         return vt_fail(err, VT_ERR_FORMAT, "serve client: %s answered a score request with a wrong reply", c->endpoint);
     }
+    if (logits) {
+        const Vt__ScoreReply *sr = rep->score;
+        size_t counted = 0;
+        for (size_t b = 0; b < sr->n_count; b++) counted += sr->count[b];
+        if (sr->logits_version != VT_SERVE_LOGITS_V1 || sr->vocab == 0 ||
+            sr->n_logits != (size_t)q->n_sets * counted * sr->vocab) {
+            vt__serve_reply__free_unpacked(rep, NULL);
+            return vt_fail(err, VT_ERR_FORMAT,
+                           "serve client: %s answered a logits request without logits of layout %d (a v1 service?)",
+                           c->endpoint, VT_SERVE_LOGITS_V1);
+        }
+        if (sr->n_logits > logits_cap) {
+            vt__serve_reply__free_unpacked(rep, NULL);
+            return vt_fail(err, VT_ERR_RANGE, "serve client: %zu logits from %s exceed the %zu-float buffer",
+                           sr->n_logits, c->endpoint, logits_cap);
+        }
+        memcpy(logits, sr->logits, sr->n_logits * sizeof(float));
+        *n_logits = sr->n_logits;
+    }
     memcpy(loss, rep->score->loss, want * sizeof(float));
     if (count) memcpy(count, rep->score->count, (size_t)q->batch * sizeof(uint32_t));
     vt__serve_reply__free_unpacked(rep, NULL);
     return VT_OK;
+}
+
+vt_status vt_serve_client_score(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count,
+                                vt_error *err) {
+    return score_call(c, q, loss, count, NULL, 0, NULL, err);
+}
+
+vt_status vt_serve_client_score_logits(vt_serve_client *c, const vt_serve_query *q, float *loss, uint32_t *count,
+                                       float *logits, size_t logits_cap, size_t *n_logits, vt_error *err) {
+    if (!logits || !count || !n_logits) return vt_fail(err, VT_ERR_ARG, "serve client: logits, count and n_logits are needed");
+    return score_call(c, q, loss, count, logits, logits_cap, n_logits, err);
 }
 
 vt_status vt_serve_client_stats(vt_serve_client *c, vt_serve_stats *out, vt_error *err) {
@@ -225,7 +256,8 @@ vt_status vt_serve_client_stats(vt_serve_client *c, vt_serve_stats *out, vt_erro
                             .vocab = (int)s->vocab, .max_batch = (int)s->max_batch, .max_seq = (int)s->max_seq,
                             .image_size = (int)s->image_size, .image_token_index = s->image_token_index,
                             .max_sets = (int)s->max_sets, .max_ctx = (int)s->max_ctx,
-                            .image_tokens = (int)s->image_tokens};
+                            .image_tokens = (int)s->image_tokens, .logits_version = (int)s->logits_version,
+                            .max_logits = s->max_logits};
     vt__serve_reply__free_unpacked(rep, NULL);
     return VT_OK;
 }

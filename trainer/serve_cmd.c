@@ -17,7 +17,8 @@ static void usage(FILE *out) {
             "       vistune serve --keygen PATH      (writes PATH.key and PATH.pub)\n"
             "       vistune serve --stats ENDPOINT   (a running plain service's counters)\n"
             "Serve a frozen model for black-box tuning: answers only scoring queries\n"
-            "(per-item answer losses under given context vectors) and counts them.\n"
+            "(per-item answer losses under given context vectors, optionally the logits at\n"
+            "the answer positions) and counts them.\n"
             "  CHECKPOINT                 directory with config.json + model.safetensors\n"
             "  --bind ENDPOINT            e.g. tcp://127.0.0.1:5560 (port * = any free one)\n"
             "  --endpoint-file FILE       write the bound endpoint there once serving\n"
@@ -27,6 +28,7 @@ static void usage(FILE *out) {
             "  --max-ctx N                context vectors per set (16)\n"
             "  --max-request-bytes N      larger requests get an error reply (64 MiB)\n"
             "  --max-queries N            query budget for the service's life (0 = none)\n"
+            "  --max-logits N             floats of answer-position logits one reply may carry (4194304)\n"
             "  --curve-secret FILE        enable CURVE with this z85 server secret key\n"
             "  --curve-clients FILE       allowed client public keys, one a line\n"
             "  --threads N                CPU threads (0 = OpenMP default)\n");
@@ -49,7 +51,7 @@ static int parse_num(const char *opt, const char *s, long long lo, long long *ou
 }
 
 static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, const char *endpoint_file,
-                            const long long lim[6]) {
+                            const long long lim[7]) {
     vt_error err = {0};
     vt_ctx *ctx = NULL;
     vt_model *m = NULL;
@@ -78,6 +80,7 @@ static int serve_checkpoint(const char *ckpt, vt_serve_options *o, int threads, 
         if (lim[3]) o->max_ctx = (int)lim[3];
         if (lim[4]) o->max_request_bytes = (size_t)lim[4];
         o->max_queries = (uint64_t)lim[5];
+        if (lim[6]) o->max_logits = (size_t)lim[6];
         st = vt_serve_open(&s, m, o, &err);
     }
     if (!st) st = vt_signals_install(&err);
@@ -134,12 +137,13 @@ int vt_cmd_serve(int argc, char **argv) {
         {"max-request-bytes", required_argument, NULL, 5}, {"max-queries", required_argument, NULL, 6},
         {"curve-secret", required_argument, NULL, 7},  {"curve-clients", required_argument, NULL, 8},
         {"threads", required_argument, NULL, 9},       {"keygen", required_argument, NULL, 'k'},
-        {"stats", required_argument, NULL, 10},        {"help", no_argument, NULL, 'h'},
+        {"stats", required_argument, NULL, 10},        {"max-logits", required_argument, NULL, 11},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     vt_serve_options o;
     vt_serve_options_default(&o, NULL);
     const char *endpoint_file = NULL, *keygen = NULL, *stats = NULL;
-    long long lim[6] = {0}, threads = 0;
+    long long lim[7] = {0}, threads = 0;
     int c;
     optind = 1;
     opterr = 0;
@@ -153,6 +157,9 @@ int vt_cmd_serve(int argc, char **argv) {
         case 8: o.curve_clients_file = optarg; break;
         case 1: case 2: case 3: case 4: case 5: case 6:
             if (parse_num(opts[c + 1].name, optarg, c == 6 ? 0 : 1, &lim[c - 1])) return 2;
+            break;
+        case 11:
+            if (parse_num("max-logits", optarg, 1, &lim[6])) return 2;
             break;
         case 9:
             if (parse_num("threads", optarg, 0, &threads)) return 2;

@@ -66,6 +66,7 @@ static void start(server *sv, const char *secret, const char *clients) {
     o.max_sets = 8;
     o.max_request_bytes = 200000;
     o.max_queries = BUDGET;
+    o.max_logits = 10000; /* 3 sets x 10 answer positions x 288 fit, every position of a batch does not */
     o.curve_secret_file = secret;
     o.curve_clients_file = clients;
     vt_error err = {0};
@@ -398,10 +399,105 @@ static void test_curve(void **state) {
     stop(&sv);
 }
 
+/* ScoreRequest.logits = 1: the raw logits of the counted positions, in the
+ * documented layout; their cross-entropy reproduces the losses; the request
+ * counts its sets as queries; a bad layout version and an oversized reply
+ * get error replies and the service goes on. */
+static void test_logits(void **state) {
+    (void)state;
+    server sv;
+    start(&sv, NULL, NULL);
+    query_data d;
+    make_query(&d, sv.m);
+    int V = sv.m->cfg.vocab;
+    vt_serve_client *c = client(vt_serve_endpoint(sv.s), NULL, NULL, 20000);
+    vt_error err = {0};
+    float loss[NSETS * B], plain[NSETS * B];
+    uint32_t count[B];
+    size_t cap = (size_t)NSETS * 10 * V, got = 0;
+    float *lg = malloc(cap * sizeof *lg);
+    vt_status st = vt_serve_client_score_logits(c, &d.q, loss, count, lg, cap, &got, &err);
+    if (st) fail_msg("%s", err.msg);
+    assert_int_equal(count[0] + count[1], 10);
+    assert_int_equal(got, cap);
+    size_t row = 0;
+    for (int p = 0; p < NSETS; p++)
+        for (int b = 0; b < B; b++) {
+            double sum = 0;
+            for (int t = 0; t < d.lengths[b]; t++) {
+                if (!d.mask[b * T + t]) continue;
+                const float *z = lg + row++ * V;
+                double mx = z[0], zz = 0;
+                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+                for (int v = 0; v < V; v++) zz += exp(z[v] - mx);
+                sum += mx + log(zz) - z[d.targets[b * T + t]];
+            }
+            assert_true(fabs(sum / count[b] - loss[p * B + b]) < 1e-5);
+        }
+    assert_int_equal(row, (size_t)NSETS * 10);
+    /* the losses are those of a plain request */
+    assert_int_equal(vt_serve_client_score(c, &d.q, plain, NULL, &err), VT_OK);
+    assert_memory_equal(loss, plain, sizeof loss);
+    vt_serve_stats s;
+    assert_int_equal(vt_serve_client_stats(c, &s, &err), VT_OK);
+    assert_int_equal(s.queries, 2 * NSETS); /* a logits request counts its sets like any other */
+    assert_int_equal(s.logits_version, VT_SERVE_LOGITS_V1);
+    assert_int_equal(s.max_logits, 10000);
+
+    /* a layout this service does not know (a later protocol's), packed by hand */
+    {
+        Vt__ScoreRequest r = VT__SCORE_REQUEST__INIT;
+        r.ctx_per_set = NCTX;
+        r.n_ctx_token_ids = NCTX;
+        r.ctx_token_ids = (int32_t *)CTX_IDS;
+        r.n_sets = 1;
+        r.n_context = (size_t)NCTX * d.q.hidden;
+        r.context = d.ctx;
+        r.batch = B;
+        r.seq_len = T;
+        r.n_tokens = r.n_targets = B * T;
+        r.tokens = d.tokens;
+        r.targets = d.targets;
+        r.logits = 2;
+        Vt__ServeRequest req = VT__SERVE_REQUEST__INIT;
+        req.kind_case = VT__SERVE_REQUEST__KIND_SCORE;
+        req.score = &r;
+        uint8_t buf[8192];
+        assert_true(vt__serve_request__get_packed_size(&req) <= sizeof buf);
+        size_t n = vt__serve_request__pack(&req, buf);
+        assert_int_equal(vt_serve_client_send_raw(c, buf, n, &err), VT_ERR_ARG);
+        assert_non_null(strstr(err.msg, "logits layout 2 is not served"));
+    }
+    /* every position counted: 3 sets x 56 positions x 288 > 10000 floats */
+    vt_serve_query q = d.q;
+    q.loss_mask = NULL;
+    float *big = malloc((size_t)NSETS * B * T * V * sizeof *big);
+    st = vt_serve_client_score_logits(c, &q, loss, count, big, (size_t)NSETS * B * T * V, &got, &err);
+    if (st != VT_ERR_RANGE || !strstr(err.msg, "logits reply of 48384 floats"))
+        fail_msg("expected the size limit, got %d '%s'", st, err.msg);
+    free(big);
+    /* a client buffer too small is the client's error (the service served it) */
+    st = vt_serve_client_score_logits(c, &d.q, loss, count, lg, cap - 1, &got, &err);
+    assert_int_equal(st, VT_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "exceed the"));
+    /* still serving, counts exact: the two refused requests cost no queries */
+    assert_int_equal(vt_serve_client_score_logits(c, &d.q, loss, count, lg, cap, &got, &err), VT_OK);
+    assert_int_equal(vt_serve_client_stats(c, &s, &err), VT_OK);
+    assert_int_equal(s.queries, 4 * NSETS);
+    assert_int_equal(s.rejected, 2);
+    assert_int_equal(s.requests, 4);
+    free(lg);
+    vt_serve_client_close(c);
+    free(d.pixels);
+    free(d.ctx);
+    stop(&sv);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scores_match_model_and_counts),
         cmocka_unit_test(test_bad_requests_get_errors_and_service_goes_on),
+        cmocka_unit_test(test_logits),
         cmocka_unit_test(test_curve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
