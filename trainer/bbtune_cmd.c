@@ -27,6 +27,7 @@
 #include "common/rng.h"
 #include "pipeline/dataset.h"
 #include "proto/sample.pb-c.h"
+#include "trainer/bbadapter.h"
 #include "trainer/bbtune.h"
 #include "trainer/checkpoint.h"
 #include "trainer/cmaes.h"
@@ -57,6 +58,9 @@ typedef struct bb_config {
     double lr, clip, eps, momentum, beta1, beta2;
     int64_t craft_dim, craft_pop;
     double craft_sigma, craft_bound;
+    bool ad_enabled;
+    int64_t ad_hidden, ad_steps, ad_batch;
+    double ad_lr, ad_kl;
     vt_dataset_config data;
 } bb_config;
 
@@ -106,6 +110,17 @@ typedef struct bb {
     char root[PATH_MAX], ckpt_root[PATH_MAX], ledger_dir[PATH_MAX];
     uint64_t ledger_base;
     FILE *log;
+    /* output adapter (bbtune.adapter): the answer positions' logits of every
+     * row, gathered by the evaluations that ask for them */
+    vt_bbadapter *ad;
+    int V;
+    int want_logits;        /* the current round asks for logits (evaluations only) */
+    size_t *lg_off;         /* [rows + 1] first answer position of each row */
+    float *lg;              /* [positions, V] */
+    int32_t *lg_y;          /* [positions] the answers */
+    float *q_lg;            /* one request's logits */
+    size_t q_lg_cap;
+    double acc0, eval_acc0; /* answer-token accuracy of the starting context (NAN when not measured) */
 } bb;
 
 /* ---------------- config ---------------- */
@@ -135,6 +150,11 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     b->craft_dim = 16;
     b->craft_sigma = 0.1;
     b->craft_bound = 5;
+    b->ad_hidden = 64;
+    b->ad_steps = 300;
+    b->ad_batch = 32;
+    b->ad_lr = 1e-3;
+    b->ad_kl = 1e-3;
     vt_dataset_config_default(&b->data);
     vt_status st;
 #define TRY(x)                          \
@@ -194,6 +214,12 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     TRY(vt_config_int_range(c, "bbtune.craft.population", 0, 1 << 16, &b->craft_pop, err));
     TRY(vt_config_double(c, "bbtune.craft.sigma", &b->craft_sigma, err));
     TRY(vt_config_double(c, "bbtune.craft.bound", &b->craft_bound, err));
+    TRY(vt_config_bool(c, "bbtune.adapter.enabled", &b->ad_enabled, err));
+    TRY(vt_config_int_range(c, "bbtune.adapter.hidden", 1, 1 << 16, &b->ad_hidden, err));
+    TRY(vt_config_int_range(c, "bbtune.adapter.steps", 0, INT64_C(1) << 40, &b->ad_steps, err));
+    TRY(vt_config_int_range(c, "bbtune.adapter.batch", 1, 1 << 24, &b->ad_batch, err));
+    TRY(vt_config_double(c, "bbtune.adapter.lr", &b->ad_lr, err));
+    TRY(vt_config_double(c, "bbtune.adapter.kl_weight", &b->ad_kl, err));
 #undef TRY
     const char *name = vt_config_name(c);
     if (!b->endpoint == !b->endpoint_file)
@@ -206,6 +232,8 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
                        "%s: bbtune.zo: need lr > 0, momentum/beta1/beta2 in [0, 1), eps >= 0 and clip >= 0", name);
     if (!(b->craft_sigma > 0) || !(b->craft_bound >= 0))
         return vt_fail(err, VT_ERR_ARG, "%s: bbtune.craft: need sigma > 0 and bound >= 0", name);
+    if (!(b->ad_lr > 0) || !isfinite(b->ad_lr) || !(b->ad_kl >= 0) || !isfinite(b->ad_kl))
+        return vt_fail(err, VT_ERR_ARG, "%s: bbtune.adapter: need lr > 0 and kl_weight >= 0", name);
     if (!(b->init_std >= 0) || !isfinite(b->init_std))
         return vt_fail(err, VT_ERR_ARG, "%s: bbtune.init_std must be >= 0", name);
     if (b->seq_len <= b->n_ctx + 1)
@@ -301,7 +329,11 @@ static vt_status score_group(bb *r, const unit *u, int k, uint64_t allow, uint64
                            *sent, allow);
         if ((st = ledger_write(r, *sent + (uint64_t)k, err))) return st;
         *sent += (uint64_t)k; /* counted when sent: the service may score it even if the reply is lost */
-        st = vt_serve_client_score(r->client, &q, r->q_loss, r->q_cnt, err);
+        size_t got = 0;
+        if (r->want_logits)
+            st = vt_serve_client_score_logits(r->client, &q, r->q_loss, r->q_cnt, r->q_lg, r->q_lg_cap, &got, err);
+        else
+            st = vt_serve_client_score(r->client, &q, r->q_loss, r->q_cnt, err);
         if (st != VT_ERR_NET || attempt >= r->c.retries) break;
         vt_warn("bbtune: %s; reconnecting (attempt %d of %lld)", err->msg, attempt + 1, (long long)r->c.retries);
         sleep_ms(r->c.retry_wait_ms);
@@ -309,6 +341,17 @@ static vt_status score_group(bb *r, const unit *u, int k, uint64_t allow, uint64
         if ((st = vt_serve_client_reconnect(r->client, err))) return st;
     }
     if (st) return st;
+    if (r->want_logits) { /* one set (an evaluation): each item's answer rows to its place */
+        size_t at = 0, V = (size_t)r->V;
+        for (int b = 0; b < n; b++) {
+            uint32_t i = u->items[b];
+            if (r->q_cnt[b] != r->cnt[i] || k != 1)
+                return vt_fail(err, VT_ERR_FORMAT, "bbtune: the service counted %u answer positions for item %u, we %u",
+                               r->q_cnt[b], i, r->cnt[i]);
+            memcpy(r->lg + r->lg_off[i] * V, r->q_lg + at * V, (size_t)r->cnt[i] * V * sizeof(float));
+            at += r->cnt[i];
+        }
+    }
     double total = 0;
     for (int b = 0; b < n; b++) total += r->q_cnt[b];
     if (total == 0) return vt_fail(err, VT_ERR_ARG, "bbtune: a batch has no answer tokens to score");
@@ -373,6 +416,24 @@ static vt_status eval_rows(bb *r, const float *ctx, const uint32_t *items, uint3
         r->units[i] = (unit){.point = ctx, .items = items + at, .n = (int)(n - at < (uint32_t)r->B ? n - at : (uint32_t)r->B)};
     }
     vt_status st = score_units(r, r->units, nu, reserve, v, err);
+    if (!st && r->want_logits) { /* every rank gets every row's logits: the ranks' shares are contiguous rows */
+        int *cd = malloc((size_t)r->ranks * 2 * sizeof *cd);
+        if (!cd) st = vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
+        for (int k = 0; k < r->ranks && !st; k++) {
+            int lo, hi;
+            vt_bbtune_share(nu, r->ranks, k, &lo, &hi);
+            size_t a = r->lg_off[items[0]], b = a;
+            if (lo < hi) {
+                a = r->lg_off[r->units[lo].items[0]];
+                b = r->lg_off[r->units[hi - 1].items[0] + (uint32_t)r->units[hi - 1].n];
+            }
+            if (b * (size_t)r->V > INT_MAX) st = vt_fail(err, VT_ERR_RANGE, "bbtune: too many logits to gather");
+            cd[k] = (int)((b - a) * (size_t)r->V);
+            cd[r->ranks + k] = (int)(a * (size_t)r->V);
+        }
+        if (!st) MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->lg, cd, cd + r->ranks, MPI_FLOAT, r->comm);
+        free(cd);
+    }
     if (!st) {
         double s = 0, c = 0;
         for (int i = 0; i < nu; i++) {
@@ -447,6 +508,20 @@ static vt_status save_checkpoint(bb *r, char *path_out, vt_error *err) {
             snprintf(buf, sizeof buf, "%.17g", es.sigma);
             if (!st) st = vt_st_writer_meta(sw, "es_sigma", buf, err);
         }
+        if (!st && r->ad) {
+            int64_t sh_a[1] = {(int64_t)r->ad->n};
+            if (!st) st = vt_st_writer_add(sw, "adapter.params", VT_ST_F64, 1, sh_a, r->ad->p, err);
+            if (!st) st = vt_st_writer_add(sw, "adapter.m", VT_ST_F64, 1, sh_a, r->ad->m, err);
+            if (!st) st = vt_st_writer_add(sw, "adapter.v", VT_ST_F64, 1, sh_a, r->ad->v, err);
+            snprintf(buf, sizeof buf, "%" PRIu64, r->ad->step);
+            if (!st) st = vt_st_writer_meta(sw, "adapter_step", buf, err);
+            snprintf(buf, sizeof buf, "%d", r->ad->H);
+            if (!st) st = vt_st_writer_meta(sw, "adapter_hidden", buf, err);
+        }
+        snprintf(buf, sizeof buf, "%.17g", r->acc0);
+        if (!st) st = vt_st_writer_meta(sw, "acc_initial", buf, err);
+        snprintf(buf, sizeof buf, "%.17g", r->eval_acc0);
+        if (!st) st = vt_st_writer_meta(sw, "eval_acc_initial", buf, err);
         if (!st) st = vt_st_writer_meta(sw, "method", METHODS[r->c.method], err);
         snprintf(buf, sizeof buf, "%" PRIu64, r->used);
         if (!st) st = vt_st_writer_meta(sw, "queries_used", buf, err);
@@ -541,6 +616,24 @@ static vt_status load_checkpoint(bb *r, const char *path, vt_error *err) {
     if ((st = meta_number(f, "eval_loss_initial", &r->eval0, err))) goto done;
     r->used = (uint64_t)used;
     r->step = in->step;
+    if (vt_st_metadata(f, "acc_initial")) { /* absent in checkpoints of runs without logits */
+        if ((st = meta_number(f, "acc_initial", &r->acc0, err))) goto done;
+        if ((st = meta_number(f, "eval_acc_initial", &r->eval_acc0, err))) goto done;
+    }
+    if (r->ad && vt_st_find(f, "adapter.params")) { /* else: a checkpoint without the adapter, which starts fresh */
+        double h, astep;
+        if ((st = meta_number(f, "adapter_hidden", &h, err)) || (st = meta_number(f, "adapter_step", &astep, err)))
+            goto done;
+        if ((int)h != r->ad->H) {
+            st = vt_fail(err, VT_ERR_STATE, "%s: the checkpoint's adapter has hidden %d, the run config says %d", path,
+                         (int)h, r->ad->H);
+            goto done;
+        }
+        if ((st = read_tensor(f, "adapter.params", VT_ST_F64, r->ad->n, r->ad->p, err))) goto done;
+        if ((st = read_tensor(f, "adapter.m", VT_ST_F64, r->ad->n, r->ad->m, err))) goto done;
+        if ((st = read_tensor(f, "adapter.v", VT_ST_F64, r->ad->n, r->ad->v, err))) goto done;
+        r->ad->step = (uint64_t)astep;
+    }
 done:
     vt_st_close(f);
     vt_ckpt_close(c);
@@ -768,6 +861,39 @@ static vt_status setup(bb *r, vt_error *err) {
     for (size_t j = 0; j < D; j++) r->ctx0[j] = (float)(c->init_std * (c->init_std > 0 ? vt_rng_normal(&g) : 0));
     memcpy(r->ctx, r->ctx0, D * sizeof *r->ctx);
     r->loss0 = r->eval0 = NAN;
+    r->acc0 = r->eval_acc0 = NAN;
+    if (c->ad_enabled) { /* the output adapter: every evaluation also fetches the answer positions' logits */
+        size_t rows = (size_t)r->n_train + r->n_eval, maxc = 0;
+        r->V = r->ss.vocab;
+        if (r->ss.logits_version < VT_SERVE_LOGITS_V1)
+            return vt_fail(err, VT_ERR_ARG, "%s: bbtune.adapter needs a service that returns logits (serve protocol v2)",
+                           name);
+        r->lg_off = malloc((rows + 1) * sizeof *r->lg_off);
+        if (!r->lg_off) return vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
+        r->lg_off[0] = 0;
+        for (size_t i = 0; i < rows; i++) {
+            r->lg_off[i + 1] = r->lg_off[i] + r->cnt[i];
+            maxc = r->cnt[i] > maxc ? r->cnt[i] : maxc;
+        }
+        r->q_lg_cap = (size_t)r->B * maxc * (size_t)r->V;
+        if (r->q_lg_cap > r->ss.max_logits)
+            return vt_fail(err, VT_ERR_ARG,
+                           "%s: bbtune.adapter: a batch of %d items with up to %zu answer positions needs %zu logits a "
+                           "reply; the service allows %" PRIu64 " (lower bbtune.batch or raise serve --max-logits)",
+                           name, r->B, maxc, r->q_lg_cap, r->ss.max_logits);
+        size_t npos = r->lg_off[rows];
+        r->lg = malloc((npos ? npos : 1) * (size_t)r->V * sizeof *r->lg);
+        r->lg_y = malloc((npos ? npos : 1) * sizeof *r->lg_y);
+        r->q_lg = malloc((r->q_lg_cap ? r->q_lg_cap : 1) * sizeof *r->q_lg);
+        if (!r->lg || !r->lg_y || !r->q_lg) return vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory for %zu logits", npos);
+        for (size_t i = 0; i < rows; i++) {
+            size_t at = r->lg_off[i];
+            for (int32_t t = 0; t < r->len[i]; t++)
+                if (r->mask[i * (size_t)r->T + (size_t)t]) r->lg_y[at++] = r->tgt[i * (size_t)r->T + (size_t)t];
+        }
+        if ((st = vt_bbadapter_create(&r->ad, r->V, (int)c->ad_hidden, vt_hash4((uint64_t)c->seed, 0xada, 0, 0), err)))
+            return st;
+    }
 
     return VT_OK;
 }
@@ -835,6 +961,11 @@ static void teardown(bb *r) {
     vt_serve_client_close(r->client);
     vt_zo_free(r->zo);
     vt_cmaes_free(r->es);
+    vt_bbadapter_free(r->ad);
+    free(r->lg_off);
+    free(r->lg);
+    free(r->lg_y);
+    free(r->q_lg);
     void *p[] = {r->tok,   r->tgt,   r->len,    r->mask,  r->pix,   r->cnt,  r->q_tok, r->q_tgt, r->q_len,
                  r->q_mask, r->q_pix, r->q_pts, r->q_loss, r->q_cnt, r->ctx,  r->ctx0,  r->pop,   r->fit,
                  r->pts,   r->mb,    r->eval_train, r->eval_held, r->units};
@@ -867,12 +998,31 @@ static vt_status craft_step(bb *r, double *mean_fit, double *best, vt_error *err
     return st;
 }
 
+/* Over the answer positions of rows [lo, hi) (their gathered logits): mean
+ * cross-entropy and argmax accuracy, under the adapter or (a == NULL) raw.
+ * NAN when there are none. */
+static void logit_stats(const bb *r, const vt_bbadapter *a, uint32_t lo, uint32_t hi, double *ce, double *acc) {
+    size_t p0 = r->lg_off[lo], n = r->lg_off[hi] - p0, right = 0;
+    double sum = 0;
+    vt_bbadapter_eval(a, r->V, r->lg + p0 * (size_t)r->V, r->lg_y + p0, n, &sum, &right);
+    *ce = n ? sum / (double)n : NAN;
+    *acc = n ? (double)right / (double)n : NAN;
+}
+
 static int run_loop(bb *r, vt_error *err) {
     vt_status st;
     char path[PATH_MAX] = "";
     double t0 = now_s();
     if (isnan(r->loss0) && r->step == 0) {
-        if ((st = eval_all(r, r->ctx, r->eval_cost, &r->loss0, &r->eval0, err))) return -1;
+        r->want_logits = r->ad != NULL;
+        st = eval_all(r, r->ctx, r->eval_cost, &r->loss0, &r->eval0, err);
+        r->want_logits = 0;
+        if (st) return -1;
+        if (r->ad) {
+            double ce;
+            logit_stats(r, NULL, 0, r->n_train, &ce, &r->acc0);
+            logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &r->eval_acc0);
+        }
         if (r->rank == 0)
             vt_info("bbtune: before tuning: loss %.4f on the %u items%s", r->loss0, r->n_train,
                     r->n_eval ? "" : " (no held-out items)");
@@ -932,8 +1082,34 @@ static int run_loop(bb *r, vt_error *err) {
                 " reserved for the final evaluation)",
                 r->used, (long long)r->c.budget, r->eval_cost);
     double loss1, eval1;
-    if ((st = eval_all(r, r->ctx, 0, &loss1, &eval1, err))) return -1;
-    if (last_saved != r->step) {
+    r->want_logits = r->ad != NULL;
+    st = eval_all(r, r->ctx, 0, &loss1, &eval1, err);
+    r->want_logits = 0;
+    if (st) return -1;
+    /* the output adapter: trained locally on the final context's logits of the
+     * tuning items (no queries beyond the final evaluation). Every rank has
+     * all logits and runs the same deterministic steps, so every rank holds
+     * the same adapter whatever the rank count. */
+    double acc1 = NAN, eacc1 = NAN, aloss = NAN, aeval = NAN, aacc = NAN, aeacc = NAN, ce;
+    bool adapted = false;
+    if (r->ad) {
+        logit_stats(r, NULL, 0, r->n_train, &ce, &acc1);
+        logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &eacc1);
+        vt_bbadapter_opts ao = {.lr = r->c.ad_lr, .kl_weight = r->c.ad_kl, .beta1 = 0.9, .beta2 = 0.999,
+                                .batch = (int)r->c.ad_batch};
+        adapted = r->ad->step < (uint64_t)r->c.ad_steps;
+        double ta = now_s();
+        if ((st = vt_bbadapter_train(r->ad, r->lg, r->lg_y, (uint32_t)r->lg_off[r->n_train], &ao,
+                                     (uint64_t)r->c.ad_steps, err)))
+            return -1;
+        logit_stats(r, r->ad, 0, r->n_train, &aloss, &aacc);
+        logit_stats(r, r->ad, r->n_train, r->n_train + r->n_eval, &aeval, &aeacc);
+        if (r->rank == 0)
+            vt_info("bbtune: adapter (hidden %d, %" PRIu64 " steps, %.2f s): answer-token loss %.4f -> %.4f on the "
+                    "items, %.4f -> %.4f held out; accuracy %.3f -> %.3f, held out %.3f -> %.3f",
+                    r->ad->H, r->ad->step, now_s() - ta, loss1, aloss, eval1, aeval, acc1, aacc, eacc1, aeacc);
+    }
+    if (last_saved != r->step || adapted) {
         if ((st = save_checkpoint(r, path, err))) return -1;
     } else if (r->rank == 0) {
         char name[32];
@@ -951,10 +1127,15 @@ static int run_loop(bb *r, vt_error *err) {
                          ", \"budget\": %lld, \"ranks\": %d, \"n_ctx\": %lld, \"ctx_token_ids\": [%s], \"items\": %u, "
                          "\"eval_items\": %u, \"batch\": %d, \"loss_initial\": %.9g, \"loss_final\": %.9g, "
                          "\"eval_loss_initial\": %.9g, \"eval_loss_final\": %.9g, \"reconnects\": %d, "
-                         "\"checkpoint\": \"%s\"}\n",
+                         "\"adapter_steps\": %" PRIu64 ", \"adapter_loss_final\": %.9g, "
+                         "\"adapter_eval_loss_final\": %.9g, \"acc_initial\": %.9g, \"acc_final\": %.9g, "
+                         "\"adapter_acc_final\": %.9g, \"eval_acc_initial\": %.9g, \"eval_acc_final\": %.9g, "
+                         "\"adapter_eval_acc_final\": %.9g, \"checkpoint\": \"%s\"}\n",
                          METHODS[r->c.method], r->step, r->used, (long long)r->c.budget, r->ranks,
                          (long long)r->c.n_ctx, ids, r->n_train, r->n_eval, r->B, JNUM(r->loss0), JNUM(loss1),
-                         JNUM(r->eval0), JNUM(eval1), r->reconnects, path);
+                         JNUM(r->eval0), JNUM(eval1), r->reconnects, r->ad ? r->ad->step : 0, JNUM(aloss),
+                         JNUM(aeval), JNUM(r->acc0), JNUM(acc1), JNUM(aacc), JNUM(r->eval_acc0), JNUM(eacc1),
+                         JNUM(aeacc), path);
 #undef JNUM
         char sp[PATH_MAX + 16];
         snprintf(sp, sizeof sp, "%s/summary.json", r->root);

@@ -12,6 +12,12 @@
 #     A's context again, and the queries it reports (with the ledger of the
 #     killed run) are >= what the service counted and <= the budget;
 #  E  CraFT (CMA-ES in a subspace) on 2 ranks lowers the loss too;
+#  F  the output adapter (logits at the answer positions from the final
+#     evaluation, a residual MLP trained locally): on 2 ranks it lowers the
+#     held-out answer loss below CBBT's own at the same queries (the adapter
+#     costs none); 1 rank gives the same adapter bytes; a stop-file exit and
+#     resume gives them too; resuming the finished run with more adapter
+#     steps equals a fresh run with that many;
 #  bad configs: one line, exit 2.
 . "$(dirname "$0")/lib.sh"
 d=$VT_TEST_TMP/bbtune
@@ -85,12 +91,12 @@ serve() {
 counters() { read -r _ q _ req _ rej _ <<<"$("$VISTUNE" serve --stats "$ep")" || fail "no stats from $ep"; }
 summary() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1/bbtune/summary.json" "$2"; }
 final_ctx() { echo "$(summary "$1" checkpoint)/bbtune.safetensors"; }
-tensors_equal() { # the tuned context (ctx) of two checkpoints, byte for byte
-  python3 - "$1" "$2" <<'PY'
+tensors_equal() { # a tensor (default: the tuned context, ctx) of two checkpoints, byte for byte
+  python3 - "$1" "$2" "${3:-ctx}" <<'PY'
 import json, struct, sys
 def ctx(p):
     b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-    o = h['ctx']['data_offsets']; return b[8 + n + o[0]:8 + n + o[1]]
+    o = h[sys.argv[3]]['data_offsets']; return b[8 + n + o[0]:8 + n + o[1]]
 sys.exit(0 if ctx(sys.argv[1]) == ctx(sys.argv[2]) else 1)
 PY
 }
@@ -172,10 +178,47 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 
   fail "E: loss did not fall: $l0 -> $l1"
 
 echo "[$SECONDS s]"
+# ---- F: the output adapter
+fargs=(--set bbtune.adapter.enabled=true --set bbtune.items=16 --set bbtune.eval_items=8 --set bbtune.budget=400
+       --set bbtune.steps=8 --set bbtune.adapter.steps=200 --set bbtune.adapter.lr=0.003)
+counters; q_before=$q
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f1" "${fargs[@]}" 2>"$d/f1.log" ||
+  fail "F1 failed: $(tail -5 "$d/f1.log")"
+counters
+used=$(summary "$d/f1" queries_used)
+[ "$used" = $((q - q_before)) ] || fail "F1: tuner counted $used, service $((q - q_before))"
+e0=$(summary "$d/f1" eval_loss_initial); e1=$(summary "$d/f1" eval_loss_final); ea=$(summary "$d/f1" adapter_eval_loss_final)
+t1=$(summary "$d/f1" loss_final); ta=$(summary "$d/f1" adapter_loss_final)
+echo "F: $used queries; held-out loss zero-shot $e0, CBBT $e1, CBBT+adapter $ea; tuning items CBBT $t1, +adapter $ta;" \
+  "held-out accuracy $(summary "$d/f1" eval_acc_initial) / $(summary "$d/f1" eval_acc_final) / $(summary "$d/f1" adapter_eval_acc_final)"
+python3 -c "import sys; a = [float(x) for x in sys.argv[1:]]; sys.exit(0 if a[1] < a[0] and a[3] < a[2] else 1)" \
+  "$e1" "$ea" "$t1" "$ta" || fail "F1: the adapter did not lower the answer loss (held out $e1 -> $ea, items $t1 -> $ta)"
+[ "$(summary "$d/f1" adapter_steps)" = 200 ] || fail "F1: adapter steps $(summary "$d/f1" adapter_steps)"
+"$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f2" "${fargs[@]}" 2>"$d/f2.log" || fail "F2 failed: $(tail -5 "$d/f2.log")"
+tensors_equal "$(final_ctx "$d/f1")" "$(final_ctx "$d/f2")" adapter.params || fail "F2: one rank and two ranks differ"
+touch "$d/stop"
+rc=0; "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f3" "${fargs[@]}" --stop-file "$d/stop" 2>"$d/f3.log" || rc=$?
+[ $rc = 3 ] || fail "F3: stop file gave exit $rc: $(tail -3 "$d/f3.log")"
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f3" "${fargs[@]}" --resume auto 2>>"$d/f3.log" ||
+  fail "F3: resume failed: $(tail -3 "$d/f3.log")"
+tensors_equal "$(final_ctx "$d/f1")" "$(final_ctx "$d/f3")" adapter.params || fail "F3: stop + resume changed the adapter"
+cp -r "$d/f1" "$d/f4"
+"$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f4" "${fargs[@]}" --set bbtune.adapter.steps=300 --resume auto \
+  2>"$d/f4.log" || fail "F4: resume failed: $(tail -3 "$d/f4.log")"
+"$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f5" "${fargs[@]}" --set bbtune.adapter.steps=300 2>"$d/f5.log" ||
+  fail "F5 failed: $(tail -3 "$d/f5.log")"
+[ "$(summary "$d/f4" adapter_steps)" = 300 ] || fail "F4: adapter steps $(summary "$d/f4" adapter_steps)"
+tensors_equal "$(final_ctx "$d/f4")" "$(final_ctx "$d/f5")" adapter.params ||
+  fail "F4: 200 adapter steps + resume to 300 differ from 300 in one go"
+tensors_equal "$(final_ctx "$d/f4")" "$(final_ctx "$d/f5")" adapter.m || fail "F4: Adam state differs"
+
+echo "[$SECONDS s]"
 # ---- bad configs and usage: one line, exit 2
 sed 's/^  n_ctx: 2/  n_ctxx: 2/' "$d/run.yaml" > "$d/bad.yaml"
 expect_fail 2 "bad.yaml:[0-9]+: unknown key 'bbtune.n_ctxx'" -- "$VISTUNE" bbtune "$d/bad.yaml"
 expect_fail 2 "bbtune.method: 'sgd' is not one of" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.method=sgd
+expect_fail 2 "unknown key 'bbtune.adapter.hiden'" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.adapter.hiden=3
+expect_fail 2 "bbtune.adapter: need lr > 0" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.adapter.lr=0
 expect_fail 2 "expected exactly one RUN.yaml" -- "$VISTUNE" bbtune
 expect_fail 2 "bbtune.budget 10 cannot pay" -- "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/f" --set bbtune.budget=10
 expect_fail 2 "holds checkpoints of an earlier run" -- "$VISTUNE" bbtune "$d/run.yaml" --set run_dir="$d/a"
