@@ -1109,6 +1109,17 @@ static int run_loop(bb *r, vt_error *err) {
                     "items, %.4f -> %.4f held out; accuracy %.3f -> %.3f, held out %.3f -> %.3f",
                     r->ad->H, r->ad->step, now_s() - ta, loss1, aloss, eval1, aeval, acc1, aacc, eacc1, aeacc);
     }
+    if (adapted && last_saved == r->step) { /* this step's checkpoint lacks the trained adapter: replace it (the
+                                               previous one is kept, so a kill in between still resumes) */
+        vt_status rs = VT_OK;
+        if (r->rank == 0) {
+            char name[32], dir[PATH_MAX + 40];
+            vt_ckpt_dirname(r->step, name);
+            snprintf(dir, sizeof dir, "%s/%s", r->ckpt_root, name);
+            rs = vt_remove_tree(dir, err);
+        }
+        if ((st = agree(r, rs, err))) return -1;
+    }
     if (last_saved != r->step || adapted) {
         if ((st = save_checkpoint(r, path, err))) return -1;
     } else if (r->rank == 0) {
