@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "trainer/recipe_vittle.h"
+#include "trainer/autoencoder.h"
 #include "trainer/ross.h"
 
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
@@ -50,6 +51,12 @@ static const vt_recipe recipes[] = {
      .param_groups = vt_vittle_recipe_param_groups, .begin_step = vt_vittle_recipe_begin_step,
      .end_step = vt_vittle_recipe_end_step, .save = vt_vittle_recipe_save, .load = vt_vittle_recipe_load,
      .destroy = vt_vittle_recipe_destroy},
+    /* The per-patch KL-autoencoder (trainer/autoencoder.h): ROSS's latent teacher; the LLaVA model is frozen. */
+    {.name = "autoencoder", .chat_template = "plain", .configure = vt_ae_recipe_configure,
+     .init = vt_ae_recipe_init, .micro_step = vt_ae_recipe_micro_step,
+     .param_groups = vt_ae_recipe_param_groups, .begin_step = vt_ae_recipe_begin_step,
+     .end_step = vt_ae_recipe_end_step, .save = vt_ae_recipe_save, .load = vt_ae_recipe_load,
+     .destroy = vt_ae_recipe_destroy},
 };
 
 const vt_recipe *vt_recipe_find(const char *name) {
@@ -58,4 +65,4 @@ const vt_recipe *vt_recipe_find(const char *name) {
     return NULL;
 }
 
-const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle"; }
+const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, autoencoder"; }

@@ -18,7 +18,12 @@ static vt_status ensure(vt_ross *r, size_t images, vt_error *err) {
     if (rows <= r->cap_rows && r->rows) return VT_OK;
     size_t D = (size_t)c->cond_dim, C = (size_t)c->target_dim, K = (size_t)c->draws;
     free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
-    free(r->tgt); free(r->eps); free(r->t);
+    free(r->tgt); free(r->eps); free(r->t); free(r->pix);
+    r->pix = NULL;
+    if (r->teacher && !(r->pix = malloc((size_t)N * r->teacher->K * sizeof(float)))) {
+        r->cap_rows = 0;
+        return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for the teacher's input");
+    }
     r->rows = malloc(rows * sizeof(int32_t));
     r->img = malloc(images * sizeof(int32_t));
     r->h = malloc(rows * D * sizeof(float));
@@ -74,11 +79,21 @@ static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *
     size_t pix = (size_t)3 * S * S, tok = (size_t)N * c->target_dim;
     if (!b->pixels || b->shape.channels != 3 || (int)b->shape.height != S || (int)b->shape.width != S)
         return vt_fail(err, VT_ERR_ARG, "ross: the batch has no %dx%d RGB pixels for its images", S, S);
-    bool clip = r->pixel_norm == VT_ROSS_PIX_CLIP;
-    for (int i = 0; i < n; i++)
-        if ((st = vt_ross_pixel_targets(b->pixels + (size_t)r->img[i] * pix, 1, S, P, clip ? clip_mean : NULL,
-                                        clip ? clip_std : NULL, r->tgt + (size_t)i * tok, err)))
-            return st;
+    if (r->teacher) {
+        /* latent targets: the frozen teacher's posterior means per patch */
+        bool clip = r->teacher->cfg.pixel_norm == 0;
+        for (int i = 0; i < n; i++)
+            if ((st = vt_ross_pixel_targets(b->pixels + (size_t)r->img[i] * pix, 1, S, P, clip ? clip_mean : NULL,
+                                            clip ? clip_std : NULL, r->pix, err)) ||
+                (st = vt_ae_encode(r->teacher, r->pix, (size_t)N, r->tgt + (size_t)i * tok, err)))
+                return st;
+    } else {
+        bool clip = r->pixel_norm == VT_ROSS_PIX_CLIP;
+        for (int i = 0; i < n; i++)
+            if ((st = vt_ross_pixel_targets(b->pixels + (size_t)r->img[i] * pix, 1, S, P, clip ? clip_mean : NULL,
+                                            clip ? clip_std : NULL, r->tgt + (size_t)i * tok, err)))
+                return st;
+    }
     if (c->variant == VT_ROSS_DENOISE) {
         /* per image, keyed by its dataset sample: the draws do not depend on
          * which rank or micro-batch the sample landed in */
@@ -120,12 +135,21 @@ static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err)
 
 vt_status vt_ross_attach(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
                          vt_ross_pixel_norm pixel_norm, uint64_t seed, vt_error *err) {
+    return vt_ross_attach_ex(out, m, cfg, pixel_norm, NULL, seed, err);
+}
+
+vt_status vt_ross_attach_ex(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
+                            vt_ross_pixel_norm pixel_norm, vt_autoencoder *teacher, uint64_t seed,
+                            vt_error *err) {
     *out = NULL;
     if (m->hook.forward) return vt_fail(err, VT_ERR_STATE, "ross: the model already has a decoder hook");
     const vt_model_config *mc = &m->cfg;
     vt_denoiser_config c = *cfg;
     int P = mc->patch_size, grid = mc->image_size / P;
-    vt_status st = vt_denoiser_config_resolve(&c, mc->hidden, grid, 3 * P * P, err);
+    if (teacher && teacher->cfg.patch != P)
+        return vt_fail(err, VT_ERR_ARG, "ross.teacher: the autoencoder was trained on %dx%d patches, the model's "
+                       "are %dx%d", teacher->cfg.patch, teacher->cfg.patch, P, P);
+    vt_status st = vt_denoiser_config_resolve(&c, mc->hidden, grid, teacher ? teacher->C : 3 * P * P, err);
     if (st) return st;
     vt_ross *r = calloc(1, sizeof *r);
     if (!r) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
@@ -135,6 +159,7 @@ vt_status vt_ross_attach(vt_ross **out, vt_model *m, const vt_denoiser_config *c
     }
     r->m = m;
     r->pixel_norm = pixel_norm;
+    r->teacher = teacher;
     r->scale = 1.0f;
     m->hook = (vt_decoder_hook){.layer = mc->layers - 1, .forward = hook_forward, .backward = hook_backward, .arg = r};
     *out = r;
@@ -146,7 +171,7 @@ void vt_ross_free(vt_ross *r) {
     if (r->m && r->m->hook.arg == r) memset(&r->m->hook, 0, sizeof r->m->hook);
     vt_denoiser_free(r->dn);
     free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
-    free(r->tgt); free(r->eps); free(r->t);
+    free(r->tgt); free(r->eps); free(r->t); free(r->pix);
     free(r);
 }
 

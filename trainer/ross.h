@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "trainer/autoencoder.h"
 #include "trainer/denoiser.h"
 #include "trainer/model.h"
 
@@ -32,6 +33,7 @@ typedef struct vt_ross {
     vt_denoiser *dn;
     vt_model *m;               /* borrowed; its hook points here while attached */
     vt_ross_pixel_norm pixel_norm;
+    vt_autoencoder *teacher;   /* borrowed; when set, targets are its latent means (target_dim = C) */
     bool train;                /* the next forwards compute the loss */
     uint64_t noise_key;        /* image of dataset sample s draws vt_denoiser_noise(hash(key, s)) */
     float scale;               /* gradient weight of dn->loss in the next backward */
@@ -42,6 +44,7 @@ typedef struct vt_ross {
     int32_t *rows;             /* [n_img * N] row of each image token in [B*T] */
     int32_t *img;              /* [n_img] sequence of each image */
     float *h, *hn, *rstd, *dh, *tgt, *eps;
+    float *pix;                /* [N, 3 P^2]: one image's patches (teacher input) */
     int32_t *t;
 } vt_ross;
 
@@ -51,6 +54,13 @@ typedef struct vt_ross {
  * VT_ERR_STATE if m already has a hook. */
 vt_status vt_ross_attach(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
                          vt_ross_pixel_norm pixel_norm, uint64_t seed, vt_error *err);
+/* As vt_ross_attach, with latent targets: when teacher is not NULL the
+ * target of image token j is the teacher's posterior mean of patch j (its
+ * own pixel_norm; pixel_norm is then unused) and target_dim is its
+ * latent_dim. The teacher is borrowed (frozen: never gets gradients). */
+vt_status vt_ross_attach_ex(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
+                            vt_ross_pixel_norm pixel_norm, vt_autoencoder *teacher, uint64_t seed,
+                            vt_error *err);
 /* Removes the hook and frees everything. NULL is fine. */
 void vt_ross_free(vt_ross *r);
 /* Settings for the next forward/backward. */
@@ -60,8 +70,9 @@ void vt_ross_set(vt_ross *r, bool train, uint64_t noise_key, float scale);
  * Stage 2 (projector + decoder, vision frozen, vicuna_v1) plus the denoiser,
  * whose parameters are one group "ross" (recipe.h param_groups) and whose
  * values are saved as ross.safetensors in every checkpoint. Config section
- * `ross:` = vt_denoiser_config_read's keys plus `target` (pixels) and
- * `pixel_norm` (clip | none). The step's objective is CE (mean over the
+ * `ross:` = vt_denoiser_config_read's keys plus `target` (pixels |
+ * latents), `teacher` (with latents: an autoencoder checkpoint directory,
+ * trainer/autoencoder.h, loaded frozen) and `pixel_norm` (clip | none). The step's objective is CE (mean over the
  * global batch's supervised tokens) + weight x the ROSS loss averaged over
  * the global batch's images: each micro-batch's denoiser loss (a mean over
  * its images) is weighted by its images / the global image count (counted in

@@ -11,6 +11,7 @@
 typedef struct ross_state {
     vt_denoiser_config dcfg;
     vt_ross_pixel_norm pixel_norm;
+    vt_autoencoder *teacher; /* target: latents (frozen, owned) */
     vt_ross *r;
     vt_model *m;
     uint8_t *decay;         /* per parameter: weight decay applies */
@@ -43,9 +44,17 @@ vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, vo
     vt_denoiser_config_default(&s->dcfg);
     vt_status st = vt_denoiser_config_read(cfg, "ross", &s->dcfg, err);
     if (st) return st;
-    static const char *const targets[] = {"pixels"};
+    static const char *const targets[] = {"pixels", "latents"};
     int target = 0;
-    if ((st = vt_config_enum(cfg, "ross.target", targets, 1, &target, err))) return st;
+    if ((st = vt_config_enum(cfg, "ross.target", targets, 2, &target, err))) return st;
+    const char *teacher = NULL;
+    if ((st = vt_config_string(cfg, "ross.teacher", &teacher, err))) return st;
+    if (target == 1 && !teacher)
+        return vt_fail(err, VT_ERR_ARG, "ross.target: latents needs ross.teacher (an autoencoder checkpoint "
+                       "directory, from recipe: autoencoder)");
+    if (target == 0 && teacher)
+        return vt_fail(err, VT_ERR_ARG, "ross.teacher: only used with ross.target: latents");
+    if (teacher && (st = vt_ae_load_teacher(&s->teacher, "ross.teacher", teacher, err))) return st;
     static const char *const norms[] = {"clip", "none"};
     int norm = 0;
     if ((st = vt_config_enum(cfg, "ross.pixel_norm", norms, 2, &norm, err))) return st;
@@ -56,7 +65,7 @@ vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, vo
 vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
     ross_state *s = state;
     s->m = m;
-    vt_status st = vt_ross_attach(&s->r, m, &s->dcfg, s->pixel_norm, seed, err);
+    vt_status st = vt_ross_attach_ex(&s->r, m, &s->dcfg, s->pixel_norm, s->teacher, seed, err);
     if (st) return st;
     const vt_denoiser *dn = s->r->dn;
     s->decay = calloc(dn->num_params, 1);
@@ -140,6 +149,7 @@ void vt_ross_recipe_destroy(void *state) {
     ross_state *s = state;
     if (!s) return;
     vt_ross_free(s->r);
+    vt_ae_free(s->teacher);
     free(s->decay);
     free(s);
 }
