@@ -15,7 +15,7 @@ for f in share/vistune/slurm/train.sbatch share/vistune/slurm/eval.sbatch share/
 done
 [ -x "$prefix/share/vistune/slurm/local-cluster.sh" ] || fail "local-cluster.sh not executable"
 # The installed binary renders with its built-in templates, equal to the installed copies.
-printf 'slurm:\n  time: "1"\n' > run.yaml
+printf 'slurm:\n  time: "10"\n' > run.yaml
 "$prefix/bin/vistune" submit train run.yaml --dry-run > rendered.sh || fail "installed submit"
 grep -q "^srun --mpi='pmix' '$prefix/bin/vistune' train " rendered.sh || fail "rendered binary path"
 python3 -m py_compile "$prefix/share/vistune/spack/package.py" || fail "package.py syntax"
