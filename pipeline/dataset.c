@@ -213,6 +213,19 @@ vt_status vt_dataset_split(vt_dataset *l, uint64_t index, int *split, vt_error *
     return st;
 }
 
+vt_status vt_dataset_group(vt_dataset *l, uint64_t index, uint32_t *group, vt_error *err) {
+    vt_status st = vt_store_txn_renew(l->txn, err);
+    if (st) return st;
+    Vt__Sample *s = NULL;
+    st = vt_store_get_sample(l->txn, index, NULL, &s, err);
+    if (!st) {
+        *group = s->group_id;
+        vt__sample__free_unpacked(s, NULL);
+    }
+    vt_store_txn_reset(l->txn);
+    return st;
+}
+
 void vt_eval_row_free(vt_eval_row *r) {
     free(r->question);
     free(r->reference);

@@ -61,6 +61,8 @@ int32_t vt_dataset_vocab_size(const vt_dataset *l);
 vt_batch_source vt_dataset_source(vt_dataset *l);
 /* The store's split of each sample, for held-out selection (vt.Split values). */
 vt_status vt_dataset_split(vt_dataset *l, uint64_t index, int *split, vt_error *err);
+/* The sample's task group (vt.Sample.group_id; MMICT's demonstrations come from the same group). */
+vt_status vt_dataset_group(vt_dataset *l, uint64_t index, uint32_t *group, vt_error *err);
 
 /* One evaluation row's text, owned by the caller (free with vt_eval_row_free). */
 typedef struct vt_eval_row {

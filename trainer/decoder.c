@@ -3,6 +3,8 @@
  * attention (no biases, RoPE, causal, grouped-query heads, key lengths for
  * right padding) -> residual, RMSNorm -> SwiGLU MLP -> residual, final norm,
  * lm_head and the masked cross-entropy. */
+#include <stdlib.h>
+
 #include "trainer/model_internal.h"
 
 static vt_status scatter_run(vt_model *m, int pos, int row, int len, void *arg, vt_error *err) {
@@ -43,6 +45,10 @@ vt_status vt_decoder_forward(vt_model *m, bool with_loss, vt_error *err) {
         vt_status st = vt_model_image_runs(m, scatter_run, NULL, err);
         if (st) return st;
     }
+    /* The input override (model.h) is written last: it wins over both. */
+    for (int i = 0; i < m->input.n; i++)
+        VT_OPS(m, err, vt_ctx_memcpy_h2d(ctx, a->x0 + (size_t)m->input.pos[i] * D, m->input.rows + (size_t)i * D,
+                                         (size_t)D * sizeof(float)));
     for (int l = 0; l < c->layers; l++) {
         const vt_llama_layer *w = &m->w.ll[l];
         vt_llama_acts *x = &a->ll[l];
@@ -141,6 +147,29 @@ vt_status vt_decoder_backward(vt_model *m, float dloss_scale, vt_error *err) {
     }
     /* d_res is now the gradient of the input embeddings. */
     vt_status st;
+    if (m->input.n > 0) {
+        float *row = malloc(sizeof(float) * (size_t)D);
+        if (!row) return vt_fail(err, VT_ERR_NOMEM, "model: out of memory");
+        for (int i = 0; i < m->input.n; i++) {
+            float *dp = a->d_res + (size_t)m->input.pos[i] * D;
+            if (m->input.grad) {
+                st = vt_ctx_memcpy_d2h(ctx, row, dp, (size_t)D * sizeof(float));
+                if (st) {
+                    free(row);
+                    return vt_model_op_fail(m, st, "reading the input override gradient", err);
+                }
+                float *g = m->input.grad + (size_t)i * D;
+                for (int d = 0; d < D; d++) g[d] += row[d];
+            }
+            /* Not a token lookup: no embedding-table gradient from here. */
+            st = vt_ctx_memset_zero(ctx, dp, (size_t)D * sizeof(float));
+            if (st) {
+                free(row);
+                return vt_model_op_fail(m, st, "input override", err);
+            }
+        }
+        free(row);
+    }
     if (a->has_images && (!c->freeze_projector || !c->freeze_vision)) {
         VT_OPS(m, err, vt_ctx_memset_zero(ctx, a->dp_out, (size_t)B * a->N * D * sizeof(float)));
         if ((st = vt_model_image_runs(m, gather_run, NULL, err))) return st;

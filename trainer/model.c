@@ -411,7 +411,7 @@ static vt_status alloc_acts(vt_model *m, int B, int T, vt_error *err) {
     a->T = T;
     a->N = vt_model_image_tokens(&m->cfg);
     a->v_run = vision_run_layers(&m->cfg);
-    a->backward = m->num_trainable > 0;
+    a->backward = m->num_trainable > 0 || m->input_grad_wanted;
     a->v_nbuf = !m->cfg.freeze_vision ? a->v_run : (a->v_run < 2 ? a->v_run : 2);
     a->vl = calloc((size_t)a->v_nbuf + 1, sizeof *a->vl);
     a->ll = calloc((size_t)m->cfg.layers, sizeof *a->ll);
@@ -554,6 +554,21 @@ vt_status vt_model_forward(vt_model *m, const vt_batch *bt, vt_forward_mode mode
         return vt_fail(err, VT_ERR_ARG, "model: forward: B = %u or T = %u too large (max_position_embeddings %d)",
                        bt->shape.batch, bt->shape.seq_len, m->cfg.max_pos);
     int B = (int)bt->shape.batch, T = (int)bt->shape.seq_len;
+    if (m->input.n > 0) {
+        if (!m->input.pos || !m->input.rows)
+            return vt_fail(err, VT_ERR_ARG, "model: forward: input override with %d rows needs pos and rows",
+                           m->input.n);
+        for (int i = 0; i < m->input.n; i++) {
+            int32_t p = m->input.pos[i];
+            if (p < 0 || p >= B * T)
+                return vt_fail(err, VT_ERR_RANGE, "model: forward: input override %d at flat position %d outside "
+                               "[0, %d)", i, p, B * T);
+        }
+        if (m->input.grad) {
+            vt_status st = vt_model_reserve(m, B, T, true, err);
+            if (st) return st;
+        }
+    }
     if (!m->acts) {
         vt_status st = alloc_acts(m, B, T, err);
         if (st) return st;
@@ -576,6 +591,40 @@ vt_status vt_model_forward(vt_model *m, const vt_batch *bt, vt_forward_mode mode
     return VT_OK;
 }
 
+vt_status vt_model_reserve(vt_model *m, int B, int T, bool input_grad, vt_error *err) {
+    if (B <= 0 || T <= 0 || T > m->cfg.max_pos)
+        return vt_fail(err, VT_ERR_ARG, "model: reserve: B = %d, T = %d (max_position_embeddings %d)", B, T,
+                       m->cfg.max_pos);
+    if (input_grad) m->input_grad_wanted = true;
+    if (m->acts) {
+        bool grad_ok = m->acts->backward || !m->input_grad_wanted;
+        if (B <= m->B && T <= m->T && grad_ok) return VT_OK;
+        if (m->B > B) B = m->B;
+        if (m->T > T) T = m->T;
+        free_acts(m);
+    }
+    m->have_targets = false;
+    return alloc_acts(m, B, T, err);
+}
+
+vt_status vt_model_image_features(vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+    vt_model_acts *a = m->acts;
+    if (!a) return vt_fail(err, VT_ERR_STATE, "model: image features: no activations (forward or reserve first)");
+    const vt_model_config *c = &m->cfg;
+    size_t S = (size_t)c->image_size, img = 3 * S * S, feat = (size_t)a->N * (size_t)c->v_hidden;
+    m->have_targets = false;
+    for (int at = 0; at < n; at += a->B) {
+        int k = n - at < a->B ? n - at : a->B;
+        a->cur_B = k;
+        vt_status st = vt_ctx_memcpy_h2d(m->ctx, a->v_pix, pixels + (size_t)at * img, (size_t)k * img * sizeof(float));
+        if (st) return vt_model_op_fail(m, st, "staging pixels", err);
+        if ((st = vt_vision_forward(m, err))) return st;
+        st = vt_ctx_memcpy_d2h(m->ctx, out + (size_t)at * feat, a->feat, (size_t)k * feat * sizeof(float));
+        if (st) return vt_model_op_fail(m, st, "reading image features", err);
+    }
+    return VT_OK;
+}
+
 vt_status vt_model_zero_grad(vt_model *m, vt_error *err) {
     if (!m->num_trainable) return VT_OK;
     vt_status st = vt_ctx_memset_zero(m->ctx, m->grads, m->num_trainable * sizeof(float));
@@ -583,7 +632,9 @@ vt_status vt_model_zero_grad(vt_model *m, vt_error *err) {
 }
 
 vt_status vt_model_backward(vt_model *m, float dloss_scale, vt_error *err) {
-    if (!m->num_trainable) return vt_fail(err, VT_ERR_STATE, "model: backward: every part is frozen");
+    bool input_grad = m->input.n > 0 && m->input.grad;
+    if (!m->num_trainable && !input_grad)
+        return vt_fail(err, VT_ERR_STATE, "model: backward: every part is frozen (and no input override gradient)");
     if (!m->acts || !m->have_targets)
         return vt_fail(err, VT_ERR_STATE, "model: backward: needs a forward with targets first");
     vt_status st = vt_decoder_backward(m, dloss_scale, err);

@@ -157,6 +157,27 @@ typedef struct vt_grads_ready {
     void *arg;
 } vt_grads_ready;
 
+/* Input-embeddings override: rows of the decoder's input sequence that come
+ * from outside the embedding table (e.g. MMICT's M-Hub features, recipe
+ * `icl`). In vt_model_forward, after the token lookup and the image
+ * features, x0[pos[i]] = rows[i] for i < n (pos flat b*T + t of the batch
+ * given, distinct, not <image> positions; the token id there is looked up
+ * and then overwritten, so any valid id will do). vt_model_backward then
+ * ADDS dL/d rows[i] into grad[i] (when grad is not NULL), and a trainable
+ * embedding table gets no gradient from those positions. With grad set this
+ * works with EVERY part frozen: the backward then runs through the frozen
+ * decoder for this gradient only (no parameter gradient work). pos, rows and
+ * grad are host memory ([n], [n, hidden], [n, hidden]); the override must
+ * stay set and unchanged from the forward to its backward; zero it (n = 0)
+ * so that other forwards (validation) are plain. Installed by setting
+ * vt_model.input; zeroed = none. */
+typedef struct vt_input_override {
+    int n;
+    const int32_t *pos;
+    const float *rows;
+    float *grad;
+} vt_input_override;
+
 typedef struct vt_model {
     vt_model_config cfg;
     vt_ctx *ctx; /* borrowed */
@@ -180,6 +201,8 @@ typedef struct vt_model {
     bool have_targets;        /* last forward computed the loss */
     vt_decoder_hook hook;     /* zeroed = none */
     vt_grads_ready grads_ready; /* zeroed = none */
+    vt_input_override input;    /* zeroed = none */
+    bool input_grad_wanted;     /* set by vt_model_reserve(input_grad): activations keep gradient buffers */
 } vt_model;
 
 /* Builds the parameter table, allocates params (and grads/m/v for trainable
@@ -215,6 +238,20 @@ const vt_param_info *vt_model_find(const vt_model *m, const char *name);
 typedef enum vt_forward_mode { VT_FORWARD_LOSS = 0, VT_FORWARD_LOGITS = 1 } vt_forward_mode;
 vt_status vt_model_forward(vt_model *m, const vt_batch *batch, vt_forward_mode mode, float *loss,
                            vt_error *err);
+/* Sizes the activations for batches of up to (B, T) now, with the gradient
+ * buffers an input override's gradient needs when input_grad (even if every
+ * part is frozen). Existing activations that are smaller (or lack those
+ * buffers) are reallocated to the larger of both sizes; the last forward is
+ * then gone (backward needs a new one). */
+vt_status vt_model_reserve(vt_model *m, int B, int T, bool input_grad, vt_error *err);
+/* The vision tower's features for n images: pixels host float [n, 3, S, S]
+ * (CLIP-normalised), out host float [n, N, v_hidden] = the hidden state at
+ * vision_feature_layer without the class token (what the projector reads).
+ * Runs in chunks of the activations' B, so it needs sized activations (a
+ * forward or vt_model_reserve first); it overwrites the last forward's
+ * activations (backward then needs a new forward). No gradient. */
+vt_status vt_model_image_features(vt_model *m, const float *pixels, int n, float *out, vt_error *err);
+
 /* [B*T, vocab] on ctx memory, valid after a forward. */
 const float *vt_model_logits(const vt_model *m);
 

@@ -6,6 +6,7 @@
 
 #include "trainer/recipe_vittle.h"
 #include "trainer/autoencoder.h"
+#include "trainer/icl.h"
 #include "trainer/ross.h"
 
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
@@ -57,6 +58,11 @@ static const vt_recipe recipes[] = {
      .param_groups = vt_ae_recipe_param_groups, .begin_step = vt_ae_recipe_begin_step,
      .end_step = vt_ae_recipe_end_step, .save = vt_ae_recipe_save, .load = vt_ae_recipe_load,
      .destroy = vt_ae_recipe_destroy},
+    /* MMICT in-context tuning (trainer/icl.h): the M-Hub + <eoc> in front of the frozen model. */
+    {.name = "icl", .chat_template = "vicuna_v1", .configure = vt_icl_recipe_configure,
+     .data = vt_icl_recipe_data, .init = vt_icl_recipe_init, .micro_step = vt_icl_recipe_micro_step,
+     .param_groups = vt_icl_recipe_param_groups, .save = vt_icl_recipe_save, .load = vt_icl_recipe_load,
+     .destroy = vt_icl_recipe_destroy},
 };
 
 const vt_recipe *vt_recipe_find(const char *name) {
@@ -65,4 +71,4 @@ const vt_recipe *vt_recipe_find(const char *name) {
     return NULL;
 }
 
-const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, autoencoder"; }
+const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, autoencoder, icl"; }

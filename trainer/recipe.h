@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "pipeline/batch.h"
+#include "pipeline/dataset.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
 
@@ -52,6 +53,15 @@ typedef struct vt_recipe {
      * Default: nothing. Runs BEFORE the `model:` section is read, so explicit
      * model.freeze.* keys still win. */
     vt_status (*configure)(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err);
+    /* Trainers only, with data.source store, after configure and before
+     * init: the dataset config as the loop opened it (image size, image
+     * tokens, seq_len, seed set; strings owned by the run config) and the
+     * train split (dataset indices, ascending; valid until destroy). A recipe
+     * that reads samples itself (icl's demonstrations) opens its OWN handle
+     * from dcfg (the loop's may be in use by the stream). Not called with
+     * the synthetic source. Default: nothing. */
+    vt_status (*data)(void *state, const vt_dataset_config *dcfg, const uint64_t *train, size_t n_train,
+                      vt_error *err);
     /* After the model exists (and before a resume loads weights): allocate
      * method parameters, attach to the model. Default: nothing. */
     vt_status (*init)(void *state, vt_model *m, uint64_t seed, vt_error *err);

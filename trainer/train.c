@@ -473,6 +473,9 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
     vt_ctx_options co = {.backend = VT_BACKEND_CPU, .threads = (int)t->threads, .device = -1};
     if ((st = vt_ctx_create(&r->ctx, &co, err))) return st;
     if ((st = vt_model_create(&r->model, r->ctx, &r->mc, (uint64_t)t->seed, err))) return st;
+    if (r->recipe->data && r->dataset &&
+        (st = r->recipe->data(r->recipe_state, &r->dcfg, r->split.train, r->split.n_train, err)))
+        return st;
     if (r->recipe->init && (st = r->recipe->init(r->recipe_state, r->model, (uint64_t)t->seed, err))) return st;
     if (r->recipe->param_groups) {
         if ((st = r->recipe->param_groups(r->recipe_state, r->groups, &r->ngroups, err))) return st;
