@@ -53,7 +53,7 @@ vt_status vt_icl_recipe_configure(const vt_config *cfg, vt_model_config *mc, voi
     vt_status st = vt_mhub_config_read(cfg, "icl", &s->hc, err);
     if (st) return st;
     int64_t k = 2;
-    if ((st = vt_config_int_range(cfg, "icl.k", 0, 16, &k, err))) return st;
+    if ((st = vt_config_int_range(cfg, "icl.k", 0, 16, &k, err))) return VT_ERR_ARG; /* a bad value: exit 2 */
     s->k = (int)k;
     static const char *const sel[] = {"random"};
     int which = 0;
