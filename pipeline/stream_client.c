@@ -15,7 +15,12 @@
 typedef struct peer {
     void *sock;
     char *endpoint;
-    uint64_t last_heard_ns, last_hb_ns;
+    uint64_t last_hb_ns;
+    /* When we first sent (or tried to send) it something it has not
+     * answered yet (0: nothing).
+     * Silence only counts from there: a trainer busy elsewhere (validation,
+     * a checkpoint) sends no heartbeats, and a loader owes it nothing then. */
+    uint64_t waiting_since_ns;
     int alive;
     int skip; /* not connected during this send attempt */
     uint32_t outstanding;
@@ -199,7 +204,6 @@ vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sample
             return vt_fail(err, VT_ERR_NOMEM, "stream: out of memory");
         }
     }
-    uint64_t now = vt_wire_now_ns();
     for (int i = 0; i < n_endpoints; i++) {
         peer *p = &s->peers[i];
         s->npeers = i + 1;
@@ -221,7 +225,6 @@ vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sample
                            zmq_strerror(e));
         }
         p->alive = 1;
-        p->last_heard_ns = now;
         s->items[i].socket = p->sock;
         s->items[i].events = ZMQ_POLLIN;
     }
@@ -262,6 +265,7 @@ static void send_request(vt_stream *s, slot *sl) {
             }
             if (best < 0) break;
             if (vt_wire_send(s->peers[best].sock, &m, ZMQ_DONTWAIT) >= 0) {
+                if (!s->peers[best].waiting_since_ns) s->peers[best].waiting_since_ns = vt_wire_now_ns();
                 s->rr++;
                 s->peers[best].outstanding++;
                 sl->loader = best;
@@ -352,7 +356,7 @@ static vt_status drain_peer(vt_stream *s, int i, vt_error *err) {
             zmq_msg_close(&f);
             return VT_OK;
         }
-        p->last_heard_ns = vt_wire_now_ns();
+        p->waiting_since_ns = 0;
         if (!p->alive) {
             vt_info("stream: loader %s is answering again", p->endpoint);
             p->alive = 1;
@@ -385,7 +389,7 @@ static vt_status drain_peer(vt_stream *s, int i, vt_error *err) {
                          (unsigned long long)vt_sampler_steps_per_epoch(s->sampler));
             vt_wire_drain(p->sock);
         } else {
-            vt_wire_drain(p->sock); /* heartbeats: last_heard is all they carry */
+            vt_wire_drain(p->sock); /* heartbeats: being heard is all they carry */
         }
         vt__stream_message__free_unpacked(m, NULL);
         if (st) return st;
@@ -441,6 +445,12 @@ vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err) {
     vt_status st = check_out(s, out, NULL, err);
     if (st) return st;
     uint64_t t0 = vt_wire_now_ns();
+    /* Answers that came while the caller was away are read before anyone's
+     * silence is judged. */
+    if (zmq_poll(s->items, s->npeers, 0) > 0)
+        for (int i = 0; i < s->npeers; i++)
+            if (s->items[i].revents & ZMQ_POLLIN)
+                if ((st = drain_peer(s, i, err))) return st;
     for (;;) {
         if ((st = fill_window(s, err))) return st;
         slot *d = &s->slots[s->deliver_seq % s->cfg.credits];
@@ -470,12 +480,13 @@ vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err) {
                 Vt__StreamMessage m = VT__STREAM_MESSAGE__INIT;
                 m.kind_case = VT__STREAM_MESSAGE__KIND_HEARTBEAT;
                 m.heartbeat = &hb;
-                vt_wire_send(p->sock, &m, ZMQ_DONTWAIT);
+                vt_wire_send(p->sock, &m, ZMQ_DONTWAIT); /* one that cannot even be queued counts too */
+                if (!p->waiting_since_ns) p->waiting_since_ns = now;
                 p->last_hb_ns = now;
             }
-            if (p->alive && now - p->last_heard_ns > (uint64_t)s->cfg.dead_after_ms * MS) {
+            if (p->alive && p->waiting_since_ns && now - p->waiting_since_ns > (uint64_t)s->cfg.dead_after_ms * MS) {
                 vt_warn("stream: loader %s silent for %d ms, re-sending its requests elsewhere", p->endpoint,
-                        (int)((now - p->last_heard_ns) / MS));
+                        (int)((now - p->waiting_since_ns) / MS));
                 p->alive = 0;
                 p->outstanding = 0;
                 s->stats.loaders_lost++;

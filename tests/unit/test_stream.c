@@ -179,6 +179,42 @@ static void test_slow_loader_duplicates_dropped(void **state) {
     stop_loader(&fast);
 }
 
+/* The trainer pauses (rank 0 validating, a checkpoint) for 3x dead_after_ms
+ * between batches: the live loader owed it nothing meanwhile and is not
+ * declared dead, nothing is re-sent. */
+static void test_trainer_pause_is_not_loader_death(void **state) {
+    (void)state;
+    loader_thread a;
+    start_loader(&a, 6, 5, 0);
+    const char *eps[1] = {a.ep};
+    vt_sampler s;
+    vt_sampler_config sc = {.num_samples = N, .seed = 5, .global_batch = G};
+    vt_sampler_init(&s, &sc, NULL);
+    vt_stream_config cfg;
+    vt_stream_config_default(&cfg);
+    cfg.credits = 2;
+    cfg.heartbeat_ms = 20;
+    cfg.dead_after_ms = 100;
+    vt_stream *st;
+    vt_error err = {0};
+    assert_int_equal(vt_stream_open(&st, &cfg, &s, eps, 1, NULL, &err), VT_OK);
+    vt_batch x;
+    vt_batch_alloc(&x, &(vt_batch_shape){G, 3, 8, 6, 16}, &err);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(vt_stream_next(st, &x, &err), VT_OK);
+        struct timespec pause = {0, 300 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    vt_stream_stats stats;
+    vt_stream_get_stats(st, &stats);
+    assert_int_equal(stats.loaders_lost, 0);
+    assert_int_equal(stats.resent, 0);
+    vt_batch_free(&x);
+    vt_stream_close(st);
+    vt_sampler_free(&s);
+    stop_loader(&a);
+}
+
 /* Loader and trainer disagree on the seed: the first batch is refused with
  * an error that says so, instead of training on other samples. */
 static void test_seed_mismatch_detected(void **state) {
@@ -302,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_batch_layout),
         cmocka_unit_test(test_stream_equals_local),
         cmocka_unit_test(test_slow_loader_duplicates_dropped),
+        cmocka_unit_test(test_trainer_pause_is_not_loader_death),
         cmocka_unit_test(test_seed_mismatch_detected),
         cmocka_unit_test(test_bad_configs),
     };
