@@ -1127,6 +1127,9 @@ static int run_loop(bb *r, vt_error *err) {
         vt_ckpt_dirname(r->step, name);
         snprintf(path, sizeof path, "%s/%s", r->ckpt_root, name);
     }
+    /* Every rank talks to the service: a restart may be noticed by some only. */
+    int reconnects = 0;
+    MPI_Allreduce(&r->reconnects, &reconnects, 1, MPI_INT, MPI_SUM, r->comm);
     if (r->rank == 0) {
         char json[4096], ids[1024] = "";
         size_t at = 0;
@@ -1144,7 +1147,7 @@ static int run_loop(bb *r, vt_error *err) {
                          "\"adapter_eval_acc_final\": %.9g, \"checkpoint\": \"%s\"}\n",
                          METHODS[r->c.method], r->step, r->used, (long long)r->c.budget, r->ranks,
                          (long long)r->c.n_ctx, ids, r->n_train, r->n_eval, r->B, JNUM(r->loss0), JNUM(loss1),
-                         JNUM(r->eval0), JNUM(eval1), r->reconnects, r->ad ? r->ad->step : 0, JNUM(aloss),
+                         JNUM(r->eval0), JNUM(eval1), reconnects, r->ad ? r->ad->step : 0, JNUM(aloss),
                          JNUM(aeval), JNUM(r->acc0), JNUM(acc1), JNUM(aacc), JNUM(r->eval_acc0), JNUM(eacc1),
                          JNUM(aeacc), path);
 #undef JNUM
