@@ -347,6 +347,29 @@ vt_status vt_config_int(const vt_config *cfg, const char *path, int64_t *out, vt
     return VT_OK;
 }
 
+vt_status vt_config_section_int(const vt_config *cfg, const char *prefix, const char *key, int lo, int hi, int *v,
+                                vt_error *err) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.%s", prefix, key);
+    int64_t x = *v;
+    vt_status st = vt_config_int_range(cfg, path, lo, hi, &x, err);
+    if (!st) *v = (int)x;
+    return st;
+}
+
+vt_status vt_config_section_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
+                                  bool positive, vt_error *err) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.%s", prefix, key);
+    double x = *v;
+    vt_status st = vt_config_double(cfg, path, &x, err);
+    if (st) return st;
+    if (!isfinite(x) || x < 0 || (positive && x == 0))
+        return vt_fail(err, VT_ERR_ARG, "%s: must be finite and %s 0, got %g", path, positive ? ">" : ">=", x);
+    *v = (float)x;
+    return VT_OK;
+}
+
 vt_status vt_config_int_range(const vt_config *cfg, const char *path, int64_t lo, int64_t hi,
                               int64_t *out, vt_error *err) {
     int64_t v = *out;

@@ -47,6 +47,14 @@ vt_status vt_config_enum(const vt_config *cfg, const char *path, const char *con
 vt_status vt_config_int_range(const vt_config *cfg, const char *path, int64_t lo, int64_t hi,
                               int64_t *out, vt_error *err);
 
+/* Readers for "PREFIX.KEY" in a method's section; an absent key leaves *v
+ * as it is. An int within [lo, hi]; a float that is finite and >= 0 (> 0
+ * when positive). */
+vt_status vt_config_section_int(const vt_config *cfg, const char *prefix, const char *key, int lo, int hi, int *v,
+                                vt_error *err);
+vt_status vt_config_section_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
+                                  bool positive, vt_error *err);
+
 vt_status vt_config_require_int(const vt_config *cfg, const char *path, int64_t *out, vt_error *err);
 vt_status vt_config_require_string(const vt_config *cfg, const char *path, const char **out,
                                    vt_error *err);

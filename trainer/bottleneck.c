@@ -45,18 +45,6 @@ void vt_bottleneck_config_default(vt_bottleneck_config *c) {
     c->init_std = 0.02f;
 }
 
-static vt_status get_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
-                           vt_error *err) {
-    char path[256];
-    snprintf(path, sizeof path, "%s.%s", prefix, key);
-    double x = *v;
-    vt_status st = vt_config_double(cfg, path, &x, err);
-    if (st) return st;
-    if (!isfinite(x) || x < 0) return vt_fail(err, VT_ERR_ARG, "%s: must be finite and >= 0, got %g", path, x);
-    *v = (float)x;
-    return VT_OK;
-}
-
 vt_status vt_bottleneck_config_read(const vt_config *cfg, const char *prefix,
                                     vt_bottleneck_config *c, vt_error *err) {
     char path[256];
@@ -65,12 +53,12 @@ vt_status vt_bottleneck_config_read(const vt_config *cfg, const char *prefix,
     vt_status st = vt_config_int_range(cfg, path, -1, 1 << 20, &layer, err);
     if (st) return st;
     c->layer = (int)layer;
-    if ((st = get_float(cfg, prefix, "alpha_end", &c->alpha_end, err))) return st;
+    if ((st = vt_config_section_float(cfg, prefix, "alpha_end", &c->alpha_end, false, err))) return st;
     if (c->alpha_end > 1.0f) return vt_fail(err, VT_ERR_ARG, "%s.alpha_end: must be in [0, 1], got %g", prefix, (double)c->alpha_end);
-    if ((st = get_float(cfg, prefix, "beta_v", &c->beta_v, err))) return st;
-    if ((st = get_float(cfg, prefix, "beta_t", &c->beta_t, err))) return st;
-    if ((st = get_float(cfg, prefix, "logvar_clamp", &c->logvar_clamp, err))) return st;
-    if ((st = get_float(cfg, prefix, "init_std", &c->init_std, err))) return st;
+    if ((st = vt_config_section_float(cfg, prefix, "beta_v", &c->beta_v, false, err))) return st;
+    if ((st = vt_config_section_float(cfg, prefix, "beta_t", &c->beta_t, false, err))) return st;
+    if ((st = vt_config_section_float(cfg, prefix, "logvar_clamp", &c->logvar_clamp, false, err))) return st;
+    if ((st = vt_config_section_float(cfg, prefix, "init_std", &c->init_std, false, err))) return st;
     static const char *const priors[] = {"fixed", "learnable"};
     int prior = c->learnable_prior ? 1 : 0;
     snprintf(path, sizeof path, "%s.prior", prefix);

@@ -59,31 +59,6 @@ void vt_denoiser_config_default(vt_denoiser_config *c) {
     c->weight = 1.0f;
 }
 
-static vt_status get_int(const vt_config *cfg, const char *prefix, const char *key, int lo, int hi,
-                         int *v, vt_error *err) {
-    char path[256];
-    snprintf(path, sizeof path, "%s.%s", prefix, key);
-    int64_t x = *v;
-    vt_status st = vt_config_int_range(cfg, path, lo, hi, &x, err);
-    if (st) return st;
-    *v = (int)x;
-    return VT_OK;
-}
-
-static vt_status get_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
-                           bool positive, vt_error *err) {
-    char path[256];
-    snprintf(path, sizeof path, "%s.%s", prefix, key);
-    double x = *v;
-    vt_status st = vt_config_double(cfg, path, &x, err);
-    if (st) return st;
-    if (!isfinite(x) || x < 0 || (positive && x == 0))
-        return vt_fail(err, VT_ERR_ARG, "%s: must be finite and %s 0, got %g", path,
-                       positive ? ">" : ">=", x);
-    *v = (float)x;
-    return VT_OK;
-}
-
 vt_status vt_denoiser_config_read(const vt_config *cfg, const char *prefix,
                                   vt_denoiser_config *c, vt_error *err) {
     char path[256];
@@ -93,15 +68,15 @@ vt_status vt_denoiser_config_read(const vt_config *cfg, const char *prefix,
     vt_status st = vt_config_enum(cfg, path, variants, 2, &variant, err);
     if (st) return st;
     c->variant = (vt_ross_variant)variant;
-    if ((st = get_int(cfg, prefix, "width", 0, 1 << 16, &c->width, err)) ||
-        (st = get_int(cfg, prefix, "depth", 1, 64, &c->depth, err)) ||
-        (st = get_int(cfg, prefix, "heads", 1, 1 << 10, &c->heads, err)) ||
-        (st = get_int(cfg, prefix, "freq_dim", 2, 1 << 16, &c->freq_dim, err)) ||
-        (st = get_int(cfg, prefix, "steps", 2, 1 << 20, &c->steps, err)) ||
-        (st = get_int(cfg, prefix, "draws", 1, 1024, &c->draws, err)) ||
-        (st = get_float(cfg, prefix, "mlp_ratio", &c->mlp_ratio, true, err)) ||
-        (st = get_float(cfg, prefix, "init_std", &c->init_std, false, err)) ||
-        (st = get_float(cfg, prefix, "weight", &c->weight, false, err)))
+    if ((st = vt_config_section_int(cfg, prefix, "width", 0, 1 << 16, &c->width, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "depth", 1, 64, &c->depth, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "heads", 1, 1 << 10, &c->heads, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "freq_dim", 2, 1 << 16, &c->freq_dim, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "steps", 2, 1 << 20, &c->steps, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "draws", 1, 1024, &c->draws, err)) ||
+        (st = vt_config_section_float(cfg, prefix, "mlp_ratio", &c->mlp_ratio, true, err)) ||
+        (st = vt_config_section_float(cfg, prefix, "init_std", &c->init_std, false, err)) ||
+        (st = vt_config_section_float(cfg, prefix, "weight", &c->weight, false, err)))
         return st;
     if (c->freq_dim % 2)
         return vt_fail(err, VT_ERR_ARG, "%s.freq_dim: must be even, got %d", prefix, c->freq_dim);

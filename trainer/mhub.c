@@ -55,42 +55,17 @@ void vt_mhub_config_default(vt_mhub_config *c) {
 static int mlp_dim(const vt_mhub_config *c) { return (int)((float)c->width * c->mlp_ratio); }
 static bool has_cross(const vt_mhub_config *c, int l) { return l % c->cross_every == 0; }
 
-static vt_status get_int(const vt_config *cfg, const char *prefix, const char *key, int lo, int hi,
-                         int *v, vt_error *err) {
-    char path[256];
-    snprintf(path, sizeof path, "%s.%s", prefix, key);
-    int64_t x = *v;
-    vt_status st = vt_config_int_range(cfg, path, lo, hi, &x, err);
-    if (st) return st;
-    *v = (int)x;
-    return VT_OK;
-}
-
-static vt_status get_float(const vt_config *cfg, const char *prefix, const char *key, float *v,
-                           bool positive, vt_error *err) {
-    char path[256];
-    snprintf(path, sizeof path, "%s.%s", prefix, key);
-    double x = *v;
-    vt_status st = vt_config_double(cfg, path, &x, err);
-    if (st) return st;
-    if (!isfinite(x) || x < 0 || (positive && x == 0))
-        return vt_fail(err, VT_ERR_ARG, "%s: must be finite and %s 0, got %g", path,
-                       positive ? ">" : ">=", x);
-    *v = (float)x;
-    return VT_OK;
-}
-
 vt_status vt_mhub_config_read(const vt_config *cfg, const char *prefix, vt_mhub_config *c,
                               vt_error *err) {
     vt_status st;
-    if ((st = get_int(cfg, prefix, "queries", 1, 4096, &c->queries, err)) ||
-        (st = get_int(cfg, prefix, "width", 1, 1 << 16, &c->width, err)) ||
-        (st = get_int(cfg, prefix, "layers", 1, 64, &c->layers, err)) ||
-        (st = get_int(cfg, prefix, "heads", 1, 1 << 10, &c->heads, err)) ||
-        (st = get_int(cfg, prefix, "cross_every", 1, 64, &c->cross_every, err)) ||
-        (st = get_int(cfg, prefix, "max_text", 1, 1 << 16, &c->max_text, err)) ||
-        (st = get_float(cfg, prefix, "mlp_ratio", &c->mlp_ratio, true, err)) ||
-        (st = get_float(cfg, prefix, "init_std", &c->init_std, false, err)))
+    if ((st = vt_config_section_int(cfg, prefix, "queries", 1, 4096, &c->queries, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "width", 1, 1 << 16, &c->width, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "layers", 1, 64, &c->layers, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "heads", 1, 1 << 10, &c->heads, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "cross_every", 1, 64, &c->cross_every, err)) ||
+        (st = vt_config_section_int(cfg, prefix, "max_text", 1, 1 << 16, &c->max_text, err)) ||
+        (st = vt_config_section_float(cfg, prefix, "mlp_ratio", &c->mlp_ratio, true, err)) ||
+        (st = vt_config_section_float(cfg, prefix, "init_std", &c->init_std, false, err)))
         return st;
     if (c->width % c->heads)
         return vt_fail(err, VT_ERR_ARG, "%s.heads: %d does not divide width %d", prefix, c->heads,

@@ -173,6 +173,31 @@ static void test_mark_used_and_keys(void **state) {
     vt_config_free(cfg);
 }
 
+static void test_section_readers(void **state) {
+    (void)state;
+    const char *text = "m:\n  n: 7\n  big: 99\n  f: 0.5\n  zero: 0\n  neg: -1.0\n";
+    vt_config *cfg = NULL;
+    vt_error err = {0};
+    assert_int_equal(vt_config_parse(text, strlen(text), "run.yaml", &cfg, &err), VT_OK);
+    int n = 3, absent = 9;
+    float f = 2.0f, z = 1.0f;
+    assert_int_equal(vt_config_section_int(cfg, "m", "n", 1, 10, &n, &err), VT_OK);
+    assert_int_equal(n, 7);
+    assert_int_equal(vt_config_section_int(cfg, "m", "nope", 1, 10, &absent, &err), VT_OK);
+    assert_int_equal(absent, 9); /* absent: unchanged */
+    assert_int_equal(vt_config_section_int(cfg, "m", "big", 1, 10, &n, &err), VT_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "m.big: 99 is outside [1, 10]"));
+    assert_int_equal(vt_config_section_float(cfg, "m", "f", &f, true, &err), VT_OK);
+    assert_true(f == 0.5f);
+    assert_int_equal(vt_config_section_float(cfg, "m", "zero", &z, false, &err), VT_OK);
+    assert_true(z == 0.0f);
+    assert_int_equal(vt_config_section_float(cfg, "m", "zero", &z, true, &err), VT_ERR_ARG);
+    assert_non_null(strstr(err.msg, "m.zero: must be finite and > 0"));
+    assert_int_equal(vt_config_section_float(cfg, "m", "neg", &z, false, &err), VT_ERR_ARG);
+    assert_non_null(strstr(err.msg, "m.neg: must be finite and >= 0, got -1"));
+    vt_config_free(cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_reads_and_defaults), cmocka_unit_test(test_unknown_key_names_line),
@@ -180,6 +205,7 @@ int main(void) {
         cmocka_unit_test(test_enum_lists_choices),       cmocka_unit_test(test_syntax_and_structure_errors),
         cmocka_unit_test(test_empty_file_and_missing_file), cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_mark_used_and_keys),
+        cmocka_unit_test(test_section_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
