@@ -15,5 +15,5 @@ expect_fail() {
   err=$("$@" 2>&1 >/dev/null) || rc=$?
   [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code (stderr: $err)"
   [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "'$*' printed more than one line: $err"
-  printf '%s\n' "$err" | grep -Eq -- "$pattern" || fail "'$*' said '$err', expected /$pattern/"
+  grep -Eq -- "$pattern" <<< "$err" || fail "'$*' said '$err', expected /$pattern/"
 }

@@ -16,7 +16,7 @@ rc=0; "$VISTUNE" >/dev/null 2>&1 || rc=$?
 commands=$("$VISTUNE" --help | awk '/^commands:/{on=1; next} on && NF {print $1}')
 for c in $commands; do
   out=$("$VISTUNE" "$c" --help) || fail "vistune $c --help exited non-zero"
-  printf '%s\n' "$out" | grep -q "usage: vistune $c" || fail "vistune $c --help has no usage line"
+  grep -q "usage: vistune $c" <<< "$out" || fail "vistune $c --help has no usage line"
   expect_fail 2 "vistune $c" -- "$VISTUNE" "$c" --no-such-option
 done
 echo "cli: $(echo "$commands" | wc -w) subcommands checked"

@@ -9,9 +9,11 @@ rm -rf "$d" && mkdir -p "$d"
 list=$("$VISTUNE" shift --list)
 n=$(printf '%s\n' "$list" | grep -Ec '^[a-z_]+ +[a-z]+ +(image|text|joint) ')
 [ "$n" -ge 30 ] || fail "--list shows $n shifts, expected >= 30"
-printf '%s\n' "$list" | head -1 | grep -Eq "^shift catalog version [0-9]+: $n shifts x 5 severities" \
-  || fail "--list header: $(printf '%s\n' "$list" | head -1)"
-printf '%s\n' "$list" | grep -Eq '^gaussian_noise +noise +image +sigma=\.08/\.12/\.18/\.26/\.38' \
+# No pipes into head/grep -q here: the listing is > 4 KiB, so printf writes it
+# twice, and under pipefail a reader that has already exited fails it (SIGPIPE).
+header=${list%%$'\n'*}
+[[ "$header" =~ ^shift\ catalog\ version\ [0-9]+:\ $n\ shifts\ x\ 5\ severities ]] || fail "--list header: $header"
+grep -Eq '^gaussian_noise +noise +image +sigma=\.08/\.12/\.18/\.26/\.38' <<< "$list" \
   || fail "--list lacks gaussian_noise's parameters"
 
 # image form: scene in, PNG out; same seed -> same bytes, other seed -> other bytes
