@@ -301,27 +301,15 @@ vt_status vt_ae_save(const vt_autoencoder *ae, const char *path, vt_error *err) 
 }
 
 static vt_status load_from(vt_autoencoder *ae, vt_st_file *f, const char *path, vt_error *err) {
-    for (int i = 0; i < vt_st_count(f); i++) {
-        const char *name = vt_st_at(f, i)->name;
-        bool known = false;
-        for (int k = 0; k < VT_AE_TENSORS; k++) known |= !strcmp(ae->tensors[k].name, name);
-        if (!known) return vt_fail(err, VT_ERR_FORMAT, "%s: unexpected tensor '%s'", path, name);
-    }
+    vt_st_flat t[VT_AE_TENSORS];
     for (int k = 0; k < VT_AE_TENSORS; k++) {
-        const vt_ae_tensor *t = &ae->tensors[k];
-        const vt_st_tensor *s = vt_st_find(f, t->name);
-        if (!s) return vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s' missing", path, t->name);
-        bool same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
-        if (!same)
-            return vt_fail(err, VT_ERR_FORMAT,
-                           "%s: tensor '%s': shape differs from the autoencoder's (patch values %d, hidden %d, "
-                           "latent_dim %d)",
-                           path, t->name, ae->K, ae->H, ae->C);
-        vt_status st = vt_st_read_f32(f, s, ae->params + t->offset, (int64_t)t->numel, err);
-        if (st) return st;
+        const vt_ae_tensor *a = &ae->tensors[k];
+        t[k] = (vt_st_flat){a->name, a->ndim, a->shape, a->offset, a->numel};
     }
-    return VT_OK;
+    char owner[128];
+    snprintf(owner, sizeof owner, "the autoencoder's (patch values %d, hidden %d, latent_dim %d)", ae->K, ae->H,
+             ae->C);
+    return vt_st_read_flat(f, path, t, VT_AE_TENSORS, ae->params, NULL, owner, err);
 }
 
 vt_status vt_ae_load(vt_autoencoder *ae, const char *path, vt_error *err) {

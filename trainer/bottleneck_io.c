@@ -38,33 +38,19 @@ vt_status vt_bottleneck_save(const vt_bottleneck *bn, const char *path, vt_error
 }
 
 vt_status vt_bottleneck_load(vt_bottleneck *bn, const char *path, vt_error *err) {
+    vt_st_flat *t = malloc((size_t)bn->ntensors * sizeof *t);
+    if (!t) return vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    for (int k = 0; k < bn->ntensors; k++) {
+        const vt_bottleneck_tensor *b = &bn->tensors[k];
+        t[k] = (vt_st_flat){b->name, b->ndim, b->shape, b->offset, b->numel};
+    }
+    char owner[64];
+    snprintf(owner, sizeof owner, "the layer's (hidden %d)", bn->cfg.hidden);
     vt_st_file *f = NULL;
     vt_status st = vt_st_open(path, &f, err);
-    if (st) return st;
-    for (int i = 0; i < vt_st_count(f) && !st; i++) {
-        const char *name = vt_st_at(f, i)->name;
-        bool known = false;
-        for (int k = 0; k < bn->ntensors; k++) known |= !strcmp(bn->tensors[k].name, name);
-        if (!known)
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: unexpected tensor '%s' (prior or width differs?)", path, name);
-    }
-    for (int k = 0; k < bn->ntensors && !st; k++) {
-        const vt_bottleneck_tensor *t = &bn->tensors[k];
-        const vt_st_tensor *s = vt_st_find(f, t->name);
-        if (!s) {
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s' missing", path, t->name);
-            break;
-        }
-        bool same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
-        if (!same) {
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s': shape differs from the layer's (hidden %d)",
-                         path, t->name, bn->cfg.hidden);
-            break;
-        }
-        st = vt_st_read_f32(f, s, bn->params + t->offset, (int64_t)t->numel, err);
-    }
+    if (!st) st = vt_st_read_flat(f, path, t, bn->ntensors, bn->params, "prior or width differs?", owner, err);
     vt_st_close(f);
+    free(t);
     return st;
 }
 

@@ -3,6 +3,8 @@
  * training-only, so the exported checkpoint stays plain LLaVA. */
 #include "trainer/denoiser.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trainer/safetensors.h"
@@ -25,33 +27,19 @@ vt_status vt_denoiser_save(const vt_denoiser *dn, const char *path, vt_error *er
 }
 
 vt_status vt_denoiser_load(vt_denoiser *dn, const char *path, vt_error *err) {
+    vt_st_flat *t = malloc((size_t)dn->ntensors * sizeof *t);
+    if (!t) return vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    for (int k = 0; k < dn->ntensors; k++) {
+        const vt_denoiser_tensor *d = &dn->tensors[k];
+        t[k] = (vt_st_flat){d->name, d->ndim, d->shape, d->offset, d->numel};
+    }
+    char owner[128];
+    snprintf(owner, sizeof owner, "the denoiser's (width %d, target %d, condition %d)", dn->cfg.width,
+             dn->cfg.target_dim, dn->cfg.cond_dim);
     vt_st_file *f = NULL;
     vt_status st = vt_st_open(path, &f, err);
-    if (st) return st;
-    for (int i = 0; i < vt_st_count(f) && !st; i++) {
-        const char *name = vt_st_at(f, i)->name;
-        bool known = false;
-        for (int k = 0; k < dn->ntensors; k++) known |= !strcmp(dn->tensors[k].name, name);
-        if (!known)
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: unexpected tensor '%s' (depth differs?)", path, name);
-    }
-    for (int k = 0; k < dn->ntensors && !st; k++) {
-        const vt_denoiser_tensor *t = &dn->tensors[k];
-        const vt_st_tensor *s = vt_st_find(f, t->name);
-        if (!s) {
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s' missing", path, t->name);
-            break;
-        }
-        bool same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
-        if (!same) {
-            st = vt_fail(err, VT_ERR_FORMAT,
-                         "%s: tensor '%s': shape differs from the denoiser's (width %d, target %d, condition %d)",
-                         path, t->name, dn->cfg.width, dn->cfg.target_dim, dn->cfg.cond_dim);
-            break;
-        }
-        st = vt_st_read_f32(f, s, dn->params + t->offset, (int64_t)t->numel, err);
-    }
+    if (!st) st = vt_st_read_flat(f, path, t, dn->ntensors, dn->params, "depth differs?", owner, err);
     vt_st_close(f);
+    free(t);
     return st;
 }

@@ -599,33 +599,18 @@ vt_status vt_mhub_save(const vt_mhub *h, const char *path, vt_error *err) {
 }
 
 vt_status vt_mhub_load(vt_mhub *h, const char *path, vt_error *err) {
+    vt_st_flat *t = malloc((size_t)h->ntensors * sizeof *t);
+    if (!t) return vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    for (int k = 0; k < h->ntensors; k++) {
+        const vt_mhub_tensor *m = &h->tensors[k];
+        t[k] = (vt_st_flat){m->name, m->ndim, m->shape, m->offset, m->numel};
+    }
     vt_st_file *f = NULL;
     vt_status st = vt_st_open(path, &f, err);
-    if (st) return st;
-    for (int i = 0; i < vt_st_count(f) && !st; i++) {
-        const char *name = vt_st_at(f, i)->name;
-        bool known = false;
-        for (int k = 0; k < h->ntensors; k++) known |= !strcmp(h->tensors[k].name, name);
-        if (!known)
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: unexpected tensor '%s' (layers or cross_every differ?)", path,
-                         name);
-    }
-    for (int k = 0; k < h->ntensors && !st; k++) {
-        const vt_mhub_tensor *t = &h->tensors[k];
-        const vt_st_tensor *s = vt_st_find(f, t->name);
-        if (!s) {
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s' missing", path, t->name);
-            break;
-        }
-        bool same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
-        if (!same) {
-            st = vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s': shape differs from the M-Hub's", path, t->name);
-            break;
-        }
-        st = vt_st_read_f32(f, s, h->params + t->offset, (int64_t)t->numel, err);
-    }
+    if (!st)
+        st = vt_st_read_flat(f, path, t, h->ntensors, h->params, "layers or cross_every differ?", "the M-Hub's", err);
     vt_st_close(f);
+    free(t);
     return st;
 }
 

@@ -399,6 +399,29 @@ vt_status vt_st_read_f32(const vt_st_file *f, const vt_st_tensor *t, float *dst,
     }
 }
 
+vt_status vt_st_read_flat(const vt_st_file *f, const char *path, const vt_st_flat *t, int n, float *params,
+                          const char *extra_hint, const char *owner, vt_error *err) {
+    for (int i = 0; i < vt_st_count(f); i++) {
+        const char *name = vt_st_at(f, i)->name;
+        bool known = false;
+        for (int k = 0; k < n && !known; k++) known = !strcmp(t[k].name, name);
+        if (!known)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: unexpected tensor '%s'%s%s%s", path, name,
+                           extra_hint ? " (" : "", extra_hint ? extra_hint : "", extra_hint ? ")" : "");
+    }
+    for (int k = 0; k < n; k++) {
+        const vt_st_tensor *s = vt_st_find(f, t[k].name);
+        if (!s) return vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s' missing", path, t[k].name);
+        bool same = s->ndim == t[k].ndim;
+        for (int d = 0; same && d < t[k].ndim; d++) same = s->shape[d] == t[k].shape[d];
+        if (!same)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: tensor '%s': shape differs from %s", path, t[k].name, owner);
+        vt_status st = vt_st_read_f32(f, s, params + t[k].offset, (int64_t)t[k].numel, err);
+        if (st) return st;
+    }
+    return VT_OK;
+}
+
 /* ---- writer ---- */
 
 typedef struct wtensor {

@@ -74,6 +74,22 @@ const char *vt_st_path(const vt_st_file *f);
 vt_status vt_st_read_f32(const vt_st_file *f, const vt_st_tensor *t, float *dst, int64_t count,
                          vt_error *err);
 
+/* One tensor of a method module's flat float parameter buffer (Vittle's
+ * layer, the ROSS denoiser, the M-Hub, the autoencoder). */
+typedef struct vt_st_flat {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    size_t offset, numel; /* in floats */
+} vt_st_flat;
+
+/* Reads exactly the n tensors t from f into params: a tensor the file has
+ * and t lacks is "PATH: unexpected tensor 'N'" (+ " (extra_hint)" if not
+ * NULL), a lacking one "PATH: tensor 'N' missing", another shape "PATH:
+ * tensor 'N': shape differs from OWNER". */
+vt_status vt_st_read_flat(const vt_st_file *f, const char *path, const vt_st_flat *t, int n, float *params,
+                          const char *extra_hint, const char *owner, vt_error *err);
+
 typedef struct vt_st_writer vt_st_writer;
 
 vt_st_writer *vt_st_writer_new(void);
