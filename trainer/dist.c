@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/elementwise.h"
+
 vt_status vt_dist_node_info(MPI_Comm comm, vt_dist_node *out, vt_error *err) {
     MPI_Comm node;
     int rank;
@@ -43,7 +45,9 @@ int vt_dist_pick_device(int local_rank, int detected) {
 struct vt_grad_sync {
     MPI_Comm comm;
     int size;
-    float *grad;
+    vt_ctx *ctx;
+    float *grad;   /* where ctx computes */
+    float *host;   /* what MPI reduces: grad itself on CPU, a staging copy for device memory */
     size_t n, bucket;
     int nbuckets;   /* bucket b covers [n - (b+1)*bucket, n - b*bucket) clipped at 0 */
     int launched;   /* buckets launched this round, from the end */
@@ -51,7 +55,7 @@ struct vt_grad_sync {
     MPI_Request *req;
 };
 
-vt_status vt_grad_sync_new(MPI_Comm comm, float *grad, size_t n, size_t bucket_floats,
+vt_status vt_grad_sync_new(MPI_Comm comm, vt_ctx *ctx, float *grad, size_t n, size_t bucket_floats,
                            vt_grad_sync **out, vt_error *err) {
     *out = NULL;
     if (bucket_floats == 0 || bucket_floats > (size_t)1 << 30)
@@ -60,7 +64,12 @@ vt_status vt_grad_sync_new(MPI_Comm comm, float *grad, size_t n, size_t bucket_f
     if (!s) return vt_fail(err, VT_ERR_NOMEM, "dist: out of memory");
     s->comm = comm;
     MPI_Comm_size(comm, &s->size);
-    s->grad = grad;
+    s->ctx = ctx;
+    s->grad = s->host = grad;
+    if (vt_ctx_backend(ctx) != VT_BACKEND_CPU && s->size > 1 && !(s->host = malloc((n ? n : 1) * sizeof(float)))) {
+        free(s);
+        return vt_fail(err, VT_ERR_NOMEM, "dist: no memory to stage %zu gradient floats", n);
+    }
     s->n = n;
     s->bucket = bucket_floats;
     s->nbuckets = (int)((n + bucket_floats - 1) / bucket_floats);
@@ -79,6 +88,7 @@ void vt_grad_sync_free(vt_grad_sync *s) {
     for (int b = 0; b < s->nbuckets; b++)
         if (s->req[b] != MPI_REQUEST_NULL) MPI_Wait(&s->req[b], MPI_STATUS_IGNORE);
     free(s->req);
+    if (s->host != s->grad) free(s->host);
     free(s);
 }
 
@@ -95,7 +105,9 @@ static size_t bucket_lo(const vt_grad_sync *s, int b) {
 static vt_status launch(vt_grad_sync *s, int b, vt_error *err) {
     size_t lo = bucket_lo(s, b), hi = s->n - (size_t)b * s->bucket;
     if (s->size > 1) {
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, s->grad + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM, s->comm,
+        if (s->host != s->grad && vt_ctx_memcpy_d2h(s->ctx, s->host + lo, s->grad + lo, (hi - lo) * sizeof(float)))
+            return vt_fail(err, VT_ERR_DEVICE, "dist: staging gradient bucket %d: %s", b, vt_ctx_error(s->ctx)->msg);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, s->host + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM, s->comm,
                                 &s->req[b]);
         if (rc != MPI_SUCCESS)
             return vt_fail(err, VT_ERR_MPI, "dist: MPI_Iallreduce of bucket %d [%zu, %zu) failed (%d)", b, lo,
@@ -123,9 +135,11 @@ vt_status vt_grad_sync_finish(vt_grad_sync *s, float scale, vt_error *err) {
         int rc = MPI_Waitall(s->nbuckets, s->req, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS)
             return vt_fail(err, VT_ERR_MPI, "dist: MPI_Waitall on gradient buckets failed (%d)", rc);
+        if (s->host != s->grad && vt_ctx_memcpy_h2d(s->ctx, s->grad, s->host, s->n * sizeof(float)))
+            return vt_fail(err, VT_ERR_DEVICE, "dist: copying reduced gradients back: %s", vt_ctx_error(s->ctx)->msg);
     }
-    if (scale != 1.0f)
-        for (size_t i = 0; i < s->n; i++) s->grad[i] *= scale;
+    if (scale != 1.0f && vt_scale(s->ctx, s->grad, s->n, scale))
+        return vt_fail(err, VT_ERR_DEVICE, "dist: scaling gradients: %s", vt_ctx_error(s->ctx)->msg);
     return VT_OK;
 }
 

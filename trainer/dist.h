@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "ops/ctx.h"
 
 typedef struct vt_dist_node {
     int local_rank; /* rank among this node's ranks of `comm` */
@@ -39,10 +40,12 @@ int vt_dist_visible_devices(void);
 
 typedef struct vt_grad_sync vt_grad_sync;
 
-/* grad has n floats (host memory: Debian's OpenMPI is not CUDA-aware);
- * bucket_floats > 0 (e.g. 1<<20 = 4 MiB). comm may have size 1, in which
- * case every call is a no-op apart from bookkeeping. */
-vt_status vt_grad_sync_new(MPI_Comm comm, float *grad, size_t n, size_t bucket_floats,
+/* grad has n floats in ctx's memory. Debian's OpenMPI is not CUDA-aware,
+ * so on a device each bucket is copied to a host staging buffer when it
+ * launches and the reduced buffer is copied back in finish (with one rank,
+ * nothing is copied). bucket_floats > 0 (e.g. 1<<20 = 4 MiB). comm may have
+ * size 1, in which case every call is a no-op apart from bookkeeping. */
+vt_status vt_grad_sync_new(MPI_Comm comm, vt_ctx *ctx, float *grad, size_t n, size_t bucket_floats,
                            vt_grad_sync **out, vt_error *err);
 void vt_grad_sync_free(vt_grad_sync *s);
 /* Starts a new round (after the last micro-batch's backward began). */

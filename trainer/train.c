@@ -43,6 +43,7 @@ typedef struct train_config {
     int64_t num_samples, seq_len;
     /* train */
     int64_t steps, global_batch, micro_batch, warmup_steps, threads;
+    int backend; /* vt_backend */
     double lr, min_lr, weight_decay, beta1, beta2, eps, max_grad_norm;
     double bucket_mb; /* gradient allreduce bucket size */
     /* checkpoint */
@@ -60,6 +61,7 @@ typedef struct train_config {
 
 static const char *const SOURCES[] = {"store", "synthetic"};
 static const char *const PROGRESS[] = {"auto", "never", "always"};
+static const char *const BACKENDS[] = {"cpu", "cuda"}; /* in vt_backend order */
 
 static void train_config_defaults(train_config *t) {
     memset(t, 0, sizeof *t);
@@ -113,6 +115,7 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_int_range(c, "train.micro_batch", 0, 1 << 24, &t->micro_batch, err));
     TRY(vt_config_int_range(c, "train.warmup_steps", -1, INT64_C(1) << 40, &t->warmup_steps, err));
     TRY(vt_config_int_range(c, "train.threads", 0, 1024, &t->threads, err));
+    TRY(vt_config_enum(c, "train.backend", BACKENDS, 2, &t->backend, err));
     TRY(vt_config_double(c, "train.lr", &t->lr, err));
     TRY(vt_config_double(c, "train.min_lr", &t->min_lr, err));
     TRY(vt_config_double(c, "train.weight_decay", &t->weight_decay, err));
@@ -470,7 +473,22 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
 
     vt_dist_node node;
     if ((st = vt_dist_node_info(r->comm, &node, err))) return st;
-    vt_ctx_options co = {.backend = VT_BACKEND_CPU, .threads = (int)t->threads, .device = -1};
+    vt_ctx_options co = {.backend = (vt_backend)t->backend, .threads = (int)t->threads, .device = -1};
+    if (co.backend == VT_BACKEND_CUDA) {
+        /* Method recipes keep their own layers and read model weights in
+         * host memory; only the plain recipes run on a device. */
+        if (r->recipe->init || r->recipe->param_groups || r->recipe->micro_step)
+            return vt_fail(err, VT_ERR_ARG,
+                           "train.backend cuda: recipe '%s' runs on the CPU backend only (stage1 and stage2 run on CUDA)",
+                           r->recipe->name);
+        co.device = vt_dist_pick_device(node.local_rank, vt_cuda_device_count());
+        if (co.device < 0)
+            return vt_fail(err, VT_ERR_DEVICE,
+                           "train.backend cuda: no CUDA device visible to rank %d (CUDA_VISIBLE_DEVICES, or a build without CUDA)",
+                           r->rank);
+        vt_info("rank %d: CUDA device %d (node-local rank %d of %d)", r->rank, co.device, node.local_rank,
+                node.local_size);
+    }
     if ((st = vt_ctx_create(&r->ctx, &co, err))) return st;
     if ((st = vt_model_create(&r->model, r->ctx, &r->mc, (uint64_t)t->seed, err))) return st;
     if (r->recipe->data && r->dataset &&
@@ -531,10 +549,10 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
     for (uint32_t k = 0; k < r->micro_count; k++)
         if ((st = vt_batch_alloc(&r->batches[k], &bs, err))) return st;
     if (r->model->num_trainable &&
-        (st = vt_grad_sync_new(r->comm, r->model->grads, r->model->num_trainable, bucket_floats(t), &r->sync, err)))
+        (st = vt_grad_sync_new(r->comm, r->ctx, r->model->grads, r->model->num_trainable, bucket_floats(t), &r->sync, err)))
         return st;
     for (int g = 0; g < r->ngroups; g++)
-        if ((st = vt_grad_sync_new(r->comm, r->groups[g].grads, r->groups[g].n, (size_t)1 << 20, &r->group_sync[g], err)))
+        if ((st = vt_grad_sync_new(r->comm, r->ctx, r->groups[g].grads, r->groups[g].n, (size_t)1 << 20, &r->group_sync[g], err)))
             return st;
     if (r->rank == 0 && r->val_n) {
         if (t->seq_len <= t->val_max_new)

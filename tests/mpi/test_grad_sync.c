@@ -3,7 +3,9 @@
  * the mean of the ranks' values (each rank regenerates the others' data from
  * the shared seed), buckets launched early while "backward" reports progress,
  * odd sizes (n not a multiple of the bucket, bucket > n), scale = 1 (sum),
- * bad bucket size; plus node-local rank and device choice. */
+ * bad bucket size; on the CPU backend and, where a GPU is present, on CUDA
+ * device buffers (staged through the host); plus node-local rank and device
+ * choice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,15 +28,17 @@ static float value(int r, size_t i) {
     return vt_rng_uniform(&g) * 2 - 1;
 }
 
-static void check(size_t n, size_t bucket, int report_progress, float scale) {
-    float *g = malloc(n * sizeof *g);
-    for (size_t i = 0; i < n; i++) g[i] = value(rank, i);
+/* Runs on ctx: host memory on CPU, device memory (staged through the host)
+ * on CUDA. */
+static void check_on(vt_ctx *ctx, size_t n, size_t bucket, int report_progress, float scale) {
+    float *h = malloc(n * sizeof *h), *g = NULL;
+    assert_int_equal(vt_ctx_alloc(ctx, (void **)&g, n * sizeof *g), VT_OK);
     vt_grad_sync *s;
     vt_error err = {0};
-    assert_int_equal(vt_grad_sync_new(MPI_COMM_WORLD, g, n, bucket, &s, &err), VT_OK);
+    assert_int_equal(vt_grad_sync_new(MPI_COMM_WORLD, ctx, g, n, bucket, &s, &err), VT_OK);
     for (int round = 0; round < 2; round++) {
-        if (round == 1)
-            for (size_t i = 0; i < n; i++) g[i] = value(rank, i);
+        for (size_t i = 0; i < n; i++) h[i] = value(rank, i);
+        assert_int_equal(vt_ctx_memcpy_h2d(ctx, g, h, n * sizeof *h), VT_OK);
         vt_grad_sync_begin(s);
         if (report_progress)
             for (size_t from = n; from-- > 0;)
@@ -42,16 +46,32 @@ static void check(size_t n, size_t bucket, int report_progress, float scale) {
         assert_int_equal(vt_grad_sync_finish(s, scale, &err), VT_OK);
         if (report_progress) assert_int_equal(vt_grad_sync_early_buckets(s), (int)((n + bucket - 1) / bucket));
         else assert_int_equal(vt_grad_sync_early_buckets(s), 0);
+        assert_int_equal(vt_ctx_memcpy_d2h(ctx, h, g, n * sizeof *h), VT_OK);
         for (size_t i = 0; i < n; i++) {
             /* Sum in rank order, as a deterministic reduction would. */
             float want = 0;
             for (int r = 0; r < size; r++) want += value(r, i);
             want *= scale;
-            assert_true(fabsf(g[i] - want) <= 1e-6f);
+            assert_true(fabsf(h[i] - want) <= 1e-6f);
         }
     }
     vt_grad_sync_free(s);
-    free(g);
+    vt_ctx_free(ctx, g);
+    free(h);
+}
+
+static void check(size_t n, size_t bucket, int report_progress, float scale) {
+    vt_ctx *ctx = NULL;
+    vt_ctx_options cpu = {.backend = VT_BACKEND_CPU, .threads = 1};
+    assert_int_equal(vt_ctx_create(&ctx, &cpu, NULL), VT_OK);
+    check_on(ctx, n, bucket, report_progress, scale);
+    vt_ctx_destroy(ctx);
+    if (vt_cuda_device_count() > 0) { /* every rank sees the same devices on one host */
+        vt_ctx_options gpu = {.backend = VT_BACKEND_CUDA, .device = 0};
+        assert_int_equal(vt_ctx_create(&ctx, &gpu, NULL), VT_OK);
+        check_on(ctx, n, bucket, report_progress, scale);
+        vt_ctx_destroy(ctx);
+    }
 }
 
 static void test_average(void **state) {
@@ -67,7 +87,10 @@ static void test_bad_bucket(void **state) {
     float g[4];
     vt_grad_sync *s;
     vt_error err = {0};
-    assert_int_equal(vt_grad_sync_new(MPI_COMM_WORLD, g, 4, 0, &s, &err), VT_ERR_ARG);
+    vt_ctx *ctx = NULL;
+    assert_int_equal(vt_ctx_create(&ctx, NULL, NULL), VT_OK);
+    assert_int_equal(vt_grad_sync_new(MPI_COMM_WORLD, ctx, g, 4, 0, &s, &err), VT_ERR_ARG);
+    vt_ctx_destroy(ctx);
 }
 
 static void test_node_and_device(void **state) {
