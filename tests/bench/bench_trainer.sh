@@ -5,18 +5,23 @@
 # ratio (vistune / PyTorch: below 1 = vistune faster), vistune's achieved
 # GFLOP/s and OpenBLAS sgemm's peak measured in the same run.
 #   tests/bench/bench_trainer.sh [BUILD_DIR] [--smoke] [--threads T] [--steps N]
+#                                [--backend cpu|cuda] [--preset small|gpu]
 # BUILD_DIR defaults to $VT_BINARY_DIR or ./build. --smoke: a tiny model, 2
-# steps (what ctest runs as bench.trainer_smoke).
+# steps (what ctest runs as bench.trainer_smoke). --backend cuda: both sides on
+# the GPU (vistune's CUDA backend vs PyTorch on cuda, float32, TF32 off);
+# --preset gpu is a ~245M-parameter model sized for that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${VT_BINARY_DIR:-$here/../../build}
-preset=small steps=10 warmup=2 threads=$(nproc)
+preset=small steps=10 warmup=2 threads=$(nproc) backend=cpu
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) preset=smoke steps=2 warmup=1 ;;
     --threads) threads=$2; shift ;;
     --steps) steps=$2; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --backend) backend=$2; shift ;;
+    --preset) preset=$2; shift ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     -*) echo "bench_trainer.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1 ;;
   esac
@@ -31,9 +36,13 @@ work=${VT_TEST_TMP:-$(mktemp -d)}/bench_trainer
 mkdir -p "$work"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-c_out=$("$exe" --out "$work" --preset "$preset" --steps "$steps" --warmup "$warmup" --threads "$threads")
+if [ "$backend" = cuda ] && command -v nvidia-smi >/dev/null; then
+  echo "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
+fi
+c_out=$("$exe" --out "$work" --preset "$preset" --backend "$backend" --steps "$steps" --warmup "$warmup" \
+  --threads "$threads")
 echo "$c_out"
-t_out=$("$py" "$here/bench_trainer_torch.py" "$work" "$steps" "$warmup" "$threads")
+t_out=$("$py" "$here/bench_trainer_torch.py" "$work" "$steps" "$warmup" "$threads" "$backend")
 echo "$t_out"
 get() { echo "$1" | sed -n "s/^$2=\([-0-9.e+]*\).*/\1/p"; }
 vl=$(get "$c_out" vistune_first_loss) tl=$(get "$t_out" torch_first_loss)

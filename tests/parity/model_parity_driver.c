@@ -5,6 +5,7 @@
  * (Hugging Face layout), and writes DIR/out.safetensors with the logits, the
  * masked loss, every trainable gradient ("grad.<name>") and the losses of 10
  * AdamW steps ("losses"). Exit 0 on success, 1 with one line on failure. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +34,14 @@ static void *need(const vt_st_file *f, const char *name, vt_st_dtype dt, int64_t
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: model_parity_driver DIR\n");
+    bool cuda = argc == 3 && !strcmp(argv[2], "--cuda");
+    if (argc != 2 && !cuda) {
+        fprintf(stderr, "usage: model_parity_driver DIR [--cuda]\n");
         return 2;
+    }
+    if (cuda && vt_cuda_device_count() == 0) {
+        fprintf(stderr, "model_parity_driver: no CUDA device (or no CUDA backend): skipped\n");
+        return 77;
     }
     const char *dir = argv[1];
     char path[4096];
@@ -66,7 +72,8 @@ int main(int argc, char **argv) {
         return die("batch", &err);
 
     vt_ctx *ctx = NULL;
-    vt_ctx_options opt = {.backend = VT_BACKEND_CPU, .threads = 1}; /* tiny shapes: threads only add contention */
+    /* tiny shapes: threads only add contention */
+    vt_ctx_options opt = {.backend = cuda ? VT_BACKEND_CUDA : VT_BACKEND_CPU, .threads = 1, .device = 0};
     if (vt_ctx_create(&ctx, &opt, &err)) return die("ctx", &err);
     vt_model *m = NULL;
     if (vt_model_create(&m, ctx, &mc, 1234, &err)) return die("model", &err);

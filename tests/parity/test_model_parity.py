@@ -16,7 +16,8 @@ per-query constant; blocks after vision_feature_layer; post_layernorm) has
 ||ref||_2 at float64 round-off, so it is checked as ||c||_2 <= 1e-4 * (global
 gradient norm) / sqrt(#tensors) instead: float32 round-off, not signal.
 
-usage: test_model_parity.py DRIVER WORKDIR"""
+usage: test_model_parity.py DRIVER WORKDIR [--cuda]
+(--cuda: the C side runs on the CUDA backend; exits 77 when there is no GPU)"""
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llava_ref as ref  # noqa: E402
 
 TOL = 1e-4
+SKIP = 77  # ctest SKIP_RETURN_CODE
 IMAGE_TOKEN = 287
 EOS = 256
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
@@ -134,15 +136,18 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / nb)
 
 
-def run_case(driver, work, CONFIG, freeze_vision):
+def run_case(driver, work, CONFIG, freeze_vision, extra):
     os.makedirs(work, exist_ok=True)
     batch = make_batch()
     B, T = batch["tokens"].shape
     ref.st_write(os.path.join(work, "batch.safetensors"), batch)
     with open(os.path.join(work, "model.yaml"), "w") as f:
         f.write(yaml_of(CONFIG, B, T, freeze_vision))
-    r = subprocess.run([driver, work], capture_output=True, text=True)
+    r = subprocess.run([driver, work] + extra, capture_output=True, text=True)
     sys.stdout.write(r.stdout)
+    if r.returncode == SKIP:
+        sys.stderr.write(r.stderr)
+        return SKIP
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
         print("FAIL: driver exited", r.returncode)
@@ -254,12 +259,15 @@ def run_case(driver, work, CONFIG, freeze_vision):
 
 
 def main():
-    driver, work = sys.argv[1], sys.argv[2]
+    driver, work, extra = sys.argv[1], sys.argv[2], sys.argv[3:]  # extra: [--cuda]
     rc = 0
     for name, cfg, freeze in [("untied, GQA, all trainable", CONFIG, False),
                               ("tied, MHA, vision frozen", CONFIG_TIED, True)]:
-        print(f"== case: {name}")
-        rc |= run_case(driver, os.path.join(work, name.split(",")[0]), cfg, freeze)
+        print(f"== case: {name}" + (" (CUDA backend)" if extra else ""))
+        r = run_case(driver, os.path.join(work, name.split(",")[0]), cfg, freeze, extra)
+        if r == SKIP:
+            return SKIP
+        rc |= r
     return rc
 
 
