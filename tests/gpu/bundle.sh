@@ -25,8 +25,15 @@ ln -s orterun "$root/usr/bin/mpiexec"
 
 # Executables of the build tree (no objects), with their CTest files.
 (cd "$build" && find . -path ./test-tmp -prune -o -path '*/CMakeFiles' -prune -o -type f \
-   \( -perm -u+x -o -name 'CTestTestfile.cmake' -o -name '*.yaml' \) -print) > "$stage/files"
+   \( -perm -u+x -o -name 'CTestTestfile.cmake' -o -name '*.yaml' -o -name CMakeCache.txt \) -print) > "$stage/files"
 tar -C "$build" -cf "$stage/build.tar" -T "$stage/files"
+
+# The real MNIST digits the model parity test feeds (deploy/fetch-data.sh).
+data=$(sed -n 's/^VT_DATA_DIR:[A-Z]*=//p' "$build/CMakeCache.txt")
+digits=mnist/package/src/digits
+if [ -d "$data/$digits" ]; then
+  mkdir -p "$stage/data/$(dirname $digits)" && cp -a "$data/$digits" "$stage/data/$digits"
+fi
 
 # Shared libraries: the closure of every executable and plugin, minus the C
 # runtime (the host's is newer) and CUDA (must match the host's driver).
@@ -40,5 +47,5 @@ done | sort -u | while read -r name path; do
   [[ $name =~ $skip ]] && continue
   cp -Ln "$path" "$root/lib/$name"
 done
-tar -C "$stage" -czf "$out" root build.tar
+tar -C "$stage" -czf "$out" root build.tar $([ -d "$stage/data" ] && echo data)
 echo "bundle: $out ($(du -h "$out" | cut -f1)), $(ls "$root/lib" | wc -l) libraries"

@@ -25,6 +25,8 @@ link() { # link TARGET PATH: PATH -> TARGET unless PATH already is TARGET
 }
 link "$src" "$want_src"
 link "$dest/build" "$want_build"
+want_data=$(sed -n 's/^VT_DATA_DIR:[A-Z]*=//p' "$dest/build/CMakeCache.txt")
+if [ -d "$dest/data" ] && [ ! -e "$want_data" ]; then link "$dest/data" "$want_data"; fi
 # The MPI launcher CTest recorded, and each test's scratch directory.
 mpiexec_path=$(grep -rhom1 'MPIEXEC=[^;"]*' "$dest/build" | head -1 | cut -d= -f2)
 if [ -n "$mpiexec_path" ] && [ ! -e "$mpiexec_path" ]; then link "$R/usr/bin/mpiexec" "$mpiexec_path"; fi
@@ -34,7 +36,13 @@ cuda_dirs=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /opt /usr
   -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
 export LD_LIBRARY_PATH=$R/lib:$cuda_dirs${LD_LIBRARY_PATH:-}
 export OPAL_PREFIX=$R/usr PATH=$R/usr/bin:$PATH
-export PMIX_MCA_mca_base_component_path=$R/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix
+# PMIx finds its plugins under its install prefix. A host with its own PMIx
+# (another version at the same path) lends its zlib compressor, which fails
+# to load against the bundled library: leave compression out (the tests
+# expect a quiet stderr).
+export PMIX_INSTALL_PREFIX=$R/usr/lib/x86_64-linux-gnu/pmix2
+export PMIX_MCA_mca_base_component_path=$PMIX_INSTALL_PREFIX/lib/pmix
+export PMIX_MCA_pcompress=^zlib PMIX_MCA_pcompress_base_silence_warning=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export VT_BINARY_DIR=$want_build VT_TORCH_PYTHON=${VT_TORCH_PYTHON:-$(sed -n 's/^VT_TORCH_PYTHON:[A-Z]*=//p' "$dest/build/CMakeCache.txt")}
 if [ "${1:-}" = -- ]; then shift; exec "$@"; fi

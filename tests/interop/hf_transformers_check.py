@@ -25,7 +25,7 @@ cfg = json.load(open(os.path.join(ckpt, "config.json")))
 hf = LlavaForConditionalGeneration.from_pretrained(ckpt, torch_dtype=torch.float32).eval()
 
 ref = llava_ref.Llava(cfg).double().eval()
-weights = llava_ref.st_read(os.path.join(ckpt, "model.safetensors"))
+weights, _ = llava_ref.st_read(os.path.join(ckpt, "model.safetensors"))
 missing, unexpected = ref.load_state_dict({k: torch.from_numpy(v.copy()).double() for k, v in weights.items()},
                                           strict=False)
 assert not [m for m in missing if "lm_head" not in m], f"reference lacks {missing}"

@@ -220,8 +220,9 @@ class LlamaAttention(nn.Module):
         q = self.q_proj(x).view(B, T, self.nh, self.hd).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
-        inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd))
-        ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None]
+        dev = x.device
+        inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64, device=dev) / self.hd))
+        ang = torch.arange(T, dtype=torch.float64, device=dev)[:, None] * inv[None]
         emb = torch.cat([ang, ang], dim=-1)
         cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
         q = q * cos + rotate_half(q) * sin
@@ -230,7 +231,7 @@ class LlamaAttention(nn.Module):
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
-        allowed = torch.ones(T, T, dtype=torch.bool).tril()[None, None].expand(B, 1, T, T).clone()
+        allowed = torch.ones(T, T, dtype=torch.bool, device=dev).tril()[None, None].expand(B, 1, T, T).clone()
         if lengths is not None:
             for b in range(B):
                 allowed[b, :, :, int(lengths[b]):] = False
