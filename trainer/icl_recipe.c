@@ -1,6 +1,7 @@
 /* The `icl` recipe (trainer/icl.h): MMICT in-context tuning of the M-Hub
  * and an end-of-chunk row in front of the frozen LLaVA model. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,8 @@ typedef struct icl_state {
     uint64_t *train;
     uint32_t *groups; /* per train position */
     size_t n_train;
+    bool similar;     /* icl.selection: similar */
+    float *emb;       /* [n_train, v_hidden]: mean image feature per train item, built at the first step */
     int seq_len, N;
     /* model side */
     vt_model *m;
@@ -55,9 +58,10 @@ vt_status vt_icl_recipe_configure(const vt_config *cfg, vt_model_config *mc, voi
     int64_t k = 2;
     if ((st = vt_config_int_range(cfg, "icl.k", 0, 16, &k, err))) return VT_ERR_ARG; /* a bad value: exit 2 */
     s->k = (int)k;
-    static const char *const sel[] = {"random"};
+    static const char *const sel[] = {"random", "similar"};
     int which = 0;
-    if ((st = vt_config_enum(cfg, "icl.selection", sel, 1, &which, err))) return st;
+    if ((st = vt_config_enum(cfg, "icl.selection", sel, 2, &which, err))) return st;
+    s->similar = which == 1;
     return VT_OK;
 }
 
@@ -201,6 +205,35 @@ static int item_text(const icl_state *s, const vt_batch *b, int r, int from, int
     return n;
 }
 
+/* The retrieval index of icl.selection: similar: every train item's image
+ * features from the frozen tower, mean over the image tokens. Built once,
+ * at the first step (after a resume has loaded the weights), in chunks of
+ * the demonstration batch; the same on every rank. */
+static vt_status build_index(icl_state *s, vt_model *m, vt_error *err) {
+    int Vh = m->cfg.v_hidden, N = s->N, chunk = s->cap * s->k; /* the demonstration batch holds cap x k */
+    s->emb = malloc(sizeof(float) * (s->n_train ? s->n_train : 1) * (size_t)Vh);
+    if (!s->emb) return vt_fail(err, VT_ERR_NOMEM, "recipe icl: no memory for the index of %zu items", s->n_train);
+    for (size_t at = 0; at < s->n_train; at += (size_t)chunk) {
+        int n = s->n_train - at < (size_t)chunk ? (int)(s->n_train - at) : chunk;
+        for (int i = 0; i < n; i++) s->demo.sample_indices[i] = s->train[at + (size_t)i];
+        s->demo.shape.batch = (uint32_t)n;
+        s->demo.epoch = 0;
+        vt_status st = s->src.fill(s->src.ctx, &s->demo, err);
+        if (!st) st = vt_model_image_features(m, s->demo.pixels, n, s->vis, err);
+        if (st) return st;
+        for (int i = 0; i < n; i++) {
+            float *e = s->emb + (at + (size_t)i) * (size_t)Vh;
+            const float *f = s->vis + (size_t)i * N * Vh;
+            for (int d = 0; d < Vh; d++) {
+                double acc = 0;
+                for (int t = 0; t < N; t++) acc += f[(size_t)t * Vh + d];
+                e[d] = (float)(acc / N);
+            }
+        }
+    }
+    return VT_OK;
+}
+
 static int find_train(const icl_state *s, uint64_t idx) {
     size_t lo = 0, hi = s->n_train;
     while (lo < hi) {
@@ -227,6 +260,7 @@ vt_status vt_icl_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, 
     int spa[64], spe[64]; /* image span of each query row */
     vt_status st = ensure_scratch(s, B, S, err);
     if (!st) st = vt_model_reserve(m, B, TI, true, err);
+    if (!st && s->similar && k > 0 && !s->emb) st = build_index(s, m, err);
     if (st) return st;
     /* 1. demonstrations: chosen per query, read through the dataset */
     int nd = 0;
@@ -236,8 +270,8 @@ vt_status vt_icl_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, 
         if (q < 0)
             return vt_fail(err, VT_ERR_STATE, "recipe icl: sample %llu is not in the train split",
                            (unsigned long long)idx);
-        int n = vt_mmict_select_demos(s->groups, NULL, 0, (int)s->n_train, q, k, vt_hash4(s->seed, idx, ICL_TAG, 0),
-                                      pick);
+        int n = vt_mmict_select_demos(s->groups, s->emb, m->cfg.v_hidden, (int)s->n_train, q, k,
+                                      vt_hash4(s->seed, idx, ICL_TAG, 0), pick);
         s->ndemo[r] = n;
         for (int j = 0; j < n; j++) {
             s->demo.sample_indices[nd] = s->train[pick[j]];
@@ -380,6 +414,7 @@ void vt_icl_recipe_destroy(void *state) {
     vt_dataset_close(s->ds);
     free(s->train);
     free(s->groups);
+    free(s->emb);
     free(s->hub_decay);
     free(s->eoc);
     free(s->eoc_grad);

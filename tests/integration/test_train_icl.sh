@@ -5,7 +5,8 @@
 # mhub.safetensors and icl.safetensors and their AdamW moments; 2 ranks give
 # the 1-rank losses within 1e-5; SIGKILL at random steps then --resume auto
 # gives a bit-identical CE curve; k = 0 (the hub-prompt baseline) trains
-# too and differs from k = 2; bad icl: keys are one line, exit 2.
+# too and differs from k = 2; selection: similar trains, rank-invariant;
+# bad icl: keys are one line, exit 2.
 source "$(dirname "$0")/lib.sh"
 T=$VT_TEST_TMP
 L="python3 $VT_SOURCE_DIR/tests/tools/losses.py"
@@ -89,6 +90,23 @@ assert any(abs(a - b) > 1e-4 for a, b in zip(k0, k2)), (k0, k2)
 print("icl k=0 CE", " ".join("%.4f" % v for v in k0))
 PY
 
+# selection: similar (demonstrations by cosine of mean image features, index
+# built at the first step) trains, differs from random selection, and gives
+# the same losses on 1 rank and on 2 (every rank builds the same index).
+"${NP[@]}" "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/sim" --set icl.selection=similar --set train.steps=4 \
+  2>"$T/sim.log" || fail "similar run failed: $(tail -3 "$T/sim.log")"
+"$VISTUNE" train "$T/run.yaml" --set run_dir="$T/sim1" --set icl.selection=similar --set train.steps=4 \
+  2>"$T/sim1.log" || fail "1-rank similar run failed: $(tail -3 "$T/sim1.log")"
+$L close 1e-5 "$T/sim1/metrics.jsonl" "$T/sim/metrics.jsonl" || fail "similar: 1 vs N ranks differ"
+python3 - "$T/sim/metrics.jsonl" "$T/ref/metrics.jsonl" <<'PY' || fail "similar metrics"
+import json, math, sys
+sim = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+rnd = [json.loads(l)["loss"] for l in open(sys.argv[2])][:4]
+assert len(sim) == 4 and all(math.isfinite(x) for x in sim), sim
+assert any(abs(a - b) > 1e-4 for a, b in zip(sim, rnd)), (sim, rnd)
+print("icl similar CE", " ".join("%.4f" % v for v in sim))
+PY
+
 # One rank gives the same losses within 1e-5 (demonstrations are keyed by sample).
 if [ ${#NP[@]} -gt 0 ]; then
   "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/np1" 2>"$T/np1.log" || fail "1-rank run failed: $(tail -3 "$T/np1.log")"
@@ -116,7 +134,7 @@ grep -q "resumed from" "$T/kill.log" || fail "no resume happened"
 $L same "$T/kill/metrics.jsonl" "$T/ref/metrics.jsonl" || fail "SIGKILL + resume: CE is not bit-identical"
 
 # Config errors: one line naming the key, exit 2.
-expect_fail 2 "icl.selection" -- "$VISTUNE" train "$T/run.yaml" --set icl.selection=similar
+expect_fail 2 "icl.selection" -- "$VISTUNE" train "$T/run.yaml" --set icl.selection=nearest
 expect_fail 2 "icl.k" -- "$VISTUNE" train "$T/run.yaml" --set icl.k=-1
 expect_fail 2 "icl.kk" -- "$VISTUNE" train "$T/run.yaml" --set icl.kk=2
 expect_fail 2 "icl.heads" -- "$VISTUNE" train "$T/run.yaml" --set icl.heads=5
