@@ -4,8 +4,8 @@
  * (group "icl.eoc", [hidden]). For each query row of a micro-batch, k
  * demonstrations of the same task group are drawn with
  * vt_mmict_select_demos (uniform, seed = hash(run seed, the query's dataset
- * index), or the most similar images) among the train split and read through the recipe's own dataset
- * handle. The decoder then reads, through the input override (model.h):
+ * index), or the most similar images) among the train split and read
+ * through the recipe's own dataset handle. The decoder then reads, through the input override (model.h):
  *   [VT(d1)] <eoc> ... [VT(dk)] <eoc> [query row with its image span
  *   replaced by TV(query), the Q query outputs of the hub]
  * VT(d) = the hub's text-position outputs of demonstration d (its image as
@@ -16,8 +16,7 @@
  * answer is supervised as in stage 2. k = 0: the plain hub-prompt baseline.
  * Keys (section `icl:`, strict): k (2), selection (random | similar: by cosine
  * of the mean image feature, over an index of the train split built at the
- * first step), and the hub's
- * (vt_mhub_config_read). mhub.safetensors + icl.safetensors (the ⟨eoc⟩ row)
+ * first step), and the hub's (vt_mhub_config_read). mhub.safetensors + icl.safetensors (the ⟨eoc⟩ row)
  * are in every checkpoint (rank 0) and restored on resume. */
 #ifndef VT_TRAINER_ICL_H
 #define VT_TRAINER_ICL_H
