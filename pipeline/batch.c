@@ -78,6 +78,29 @@ void vt_batch_frames(const vt_batch *b, vt_batch_frame out[VT_BATCH_NFRAMES]) {
     out[4] = (vt_batch_frame){"lengths", VT_DTYPE_I32, 1, {B, 0, 0, 0}, b->lengths, B * 4};
 }
 
+void vt_batch_view_frames(vt_batch *b, const vt_batch_shape *shape, void *const data[VT_BATCH_NFRAMES]) {
+    memset(b, 0, sizeof *b);
+    b->shape = *shape;
+    b->pixels = data[0];
+    b->tokens = data[1];
+    b->targets = data[2];
+    b->loss_mask = data[3];
+    b->lengths = data[4];
+}
+
+void vt_batch_copy(vt_batch *dst, const vt_batch *src) {
+    vt_batch_frame from[VT_BATCH_NFRAMES], to[VT_BATCH_NFRAMES];
+    vt_batch_frames(src, from);
+    vt_batch_frames(dst, to);
+    for (int f = 0; f < VT_BATCH_NFRAMES; f++)
+        if (from[f].nbytes) memcpy(to[f].data, from[f].data, from[f].nbytes);
+    memcpy(dst->sample_indices, src->sample_indices, (size_t)src->shape.batch * sizeof *src->sample_indices);
+    dst->epoch = src->epoch;
+    dst->step = src->step;
+    dst->micro_index = src->micro_index;
+    dst->trainer_rank = src->trainer_rank;
+}
+
 int vt_batch_shape_compatible(const vt_batch_shape *a, const vt_batch_shape *b) {
     return a->channels == b->channels && a->height == b->height && a->width == b->width &&
            a->seq_len == b->seq_len;

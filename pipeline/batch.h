@@ -67,6 +67,13 @@ void vt_batch_view(vt_batch *b, const vt_batch_shape *shape, void *slab);
 void vt_batch_free(vt_batch *b);
 /* Describes the batch's frames in wire order. */
 void vt_batch_frames(const vt_batch *b, vt_batch_frame out[VT_BATCH_NFRAMES]);
+/* Points the views at separate buffers, one per frame in wire order (e.g.
+ * received ZeroMQ messages; each aligned for its dtype). No slab, owns
+ * nothing; sample_indices and the position are left unset. */
+void vt_batch_view_frames(vt_batch *b, const vt_batch_shape *shape, void *const data[VT_BATCH_NFRAMES]);
+/* Copies src's frames, sample indices and position into dst, whose shape
+ * must equal src's. */
+void vt_batch_copy(vt_batch *dst, const vt_batch *src);
 /* 1 when the per-sample parts (C, H, W, T) agree; B may differ. */
 int vt_batch_shape_compatible(const vt_batch_shape *a, const vt_batch_shape *b);
 
