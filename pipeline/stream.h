@@ -28,6 +28,10 @@
  * Single-process mode (no endpoints): the trainer fills batches itself from
  * `local`, producing the identical batches.
  *
+ * Receiving: vt_stream_next_view hands out views of the received frames (no
+ * copy) that stay valid for `hold` deliveries; vt_stream_next copies them
+ * into the caller's batch.
+ *
  * Failure semantics: see docs/pipeline.md. In short: a loader process that
  * dies (kill -9) costs a timeout, never a lost or duplicated sample; under
  * mpirun a dead rank aborts the whole job (OpenMPI's default), so loaders
@@ -51,6 +55,9 @@ typedef struct vt_stream vt_stream;
 typedef struct vt_stream_config {
     uint32_t rank, ranks;     /* this trainer rank and the trainer count R */
     uint32_t micro_count;     /* M micro-batches per step and rank (>= 1) */
+    vt_batch_shape sample_shape; /* C, H, W, T of every batch (batch unused): required with
+                                    loaders; single-process mode: zero = the source's */
+    uint32_t hold;            /* deliveries whose views stay valid at once (0: micro_count) */
     vt_sampler_cursor start;  /* first micro-batch to deliver (resume point) */
     uint32_t credits;         /* outstanding requests (default 4) */
     int request_timeout_ms;   /* re-send an unanswered request (default 30000) */
@@ -66,6 +73,7 @@ typedef struct vt_stream_stats {
     uint64_t duplicates;      /* late answers discarded by request_id */
     uint64_t loaders_lost;    /* times a loader was presumed dead */
     uint64_t wait_ns;         /* time vt_stream_next spent waiting (data stall) */
+    uint64_t realigned;       /* frames copied because ZeroMQ's buffer was misaligned for their type */
 } vt_stream_stats;
 
 void vt_stream_config_default(vt_stream_config *cfg);
@@ -78,9 +86,21 @@ void vt_stream_config_default(vt_stream_config *cfg);
 vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sampler *sampler,
                          const char *const *endpoints, int n_endpoints, const vt_batch_source *local,
                          vt_error *err);
-/* The next micro-batch in order, copied into `out` (from vt_batch_alloc or
- * vt_batch_view) whose shape must be B = G/(R*M) and match the loaders'
- * per-sample shape. Sets out->epoch/step/micro_index/sample_indices. */
+/* The next micro-batch in order, without copying: `out` is overwritten with
+ * views into the received ZeroMQ messages (single-process mode: into a batch
+ * the stream filled), shape B = G/(R*M) x sample_shape, epoch/step/
+ * micro_index/trainer_rank/sample_indices set, no slab. Lifetime: a call
+ * (successful or not) may reuse the memory of the delivery made `hold` calls
+ * before it, so the last `hold` deliveries are valid together (a trainer
+ * holding one step's M micro-batches sets hold = M); vt_stream_close ends
+ * all. The views are writable. Each view is aligned for its type: a frame
+ * that ZeroMQ received at a misaligned address is copied (stats.realigned).
+ * A loader whose frames differ from sample_shape fails with VT_ERR_FORMAT
+ * naming the frame. */
+vt_status vt_stream_next_view(vt_stream *s, vt_batch *out, vt_error *err);
+/* vt_stream_next_view, copied into `out` (from vt_batch_alloc or
+ * vt_batch_view) whose shape must be B = G/(R*M) x sample_shape; the copy is
+ * the caller's. */
 vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err);
 /* Micro-batch size this stream delivers. */
 uint32_t vt_stream_batch_size(const vt_stream *s);

@@ -2,8 +2,13 @@
  * the live loaders, re-sends what a dead or slow loader did not answer,
  * drops late duplicates by request_id, and hands batches over strictly in
  * (epoch, step, micro) order. Single-threaded: everything happens inside
- * vt_stream_next, so the trainer decides when the stream may use a core. */
+ * vt_stream_next_view, so the trainer decides when the stream may use a core.
+ *
+ * Receive path: a delivered batch's frames move out of their credit slot
+ * into a ring of the last `hold` deliveries and are handed out as views; the
+ * ring entry is released when it is reused. vt_stream_next copies a view. */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -38,11 +43,24 @@ typedef struct slot {
     zmq_msg_t frames[VT_BATCH_NFRAMES];
 } slot;
 
+/* One of the last `hold` deliveries: what its views point into. */
+typedef struct held {
+    int have;                          /* frames are live messages */
+    zmq_msg_t frames[VT_BATCH_NFRAMES];
+    uint64_t *indices;                 /* with loaders: its sample indices */
+    /* Single-process mode: the batch the source filled. With loaders:
+     * allocated on first need for frames received misaligned. */
+    vt_batch own;
+} held;
+
 struct vt_stream {
     vt_stream_config cfg;
     vt_sampler *sampler;
     vt_batch_source local;
     uint32_t batch;
+    vt_batch_shape shape; /* of every delivered batch (B and sample_shape) */
+    held *ring;           /* cfg.hold entries; delivery k uses ring[k % hold] */
+    uint64_t ring_next;
     void *ctx;
     peer *peers;
     int npeers;
@@ -78,6 +96,12 @@ static void slot_release(slot *sl) {
     if (sl->have)
         for (int f = 0; f < VT_BATCH_NFRAMES; f++) zmq_msg_close(&sl->frames[f]);
     sl->have = 0;
+}
+
+static void held_release(held *h) {
+    if (h->have)
+        for (int f = 0; f < VT_BATCH_NFRAMES; f++) zmq_msg_close(&h->frames[f]);
+    h->have = 0;
 }
 
 /* Clean close: Shutdown to every loader, then read (and drop) what they
@@ -150,7 +174,14 @@ void vt_stream_close(vt_stream *s) {
             slot_release(&s->slots[i]);
             free(s->slots[i].indices);
         }
+    if (s->ring)
+        for (uint32_t i = 0; i < s->cfg.hold; i++) {
+            held_release(&s->ring[i]);
+            free(s->ring[i].indices);
+            vt_batch_free(&s->ring[i].own);
+        }
     if (s->ctx) zmq_ctx_term(s->ctx);
+    free(s->ring);
     free(s->slots);
     free(s->peers);
     free(s->items);
@@ -171,6 +202,19 @@ vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sample
                        (unsigned long long)cfg->start.epoch, (unsigned long long)cfg->start.step, cfg->start.micro);
     if (n_endpoints == 0 && (!local || !local->fill))
         return vt_fail(err, VT_ERR_ARG, "stream: no loader endpoints and no local batch source");
+    vt_batch_shape shape = cfg->sample_shape;
+    if (n_endpoints == 0 && shape.seq_len == 0) shape = local->sample_shape;
+    if (n_endpoints > 0 && shape.seq_len == 0)
+        return vt_fail(err, VT_ERR_ARG,
+                       "stream: sample_shape (the C, H, W, T the trainer expects) must be set to stream from loaders");
+    if (n_endpoints == 0 && !vt_batch_shape_compatible(&shape, &local->sample_shape))
+        return vt_fail(err, VT_ERR_ARG,
+                       "stream: sample_shape %ux%ux%u, T=%u differs from the local source's %ux%ux%u, T=%u",
+                       shape.channels, shape.height, shape.width, shape.seq_len, local->sample_shape.channels,
+                       local->sample_shape.height, local->sample_shape.width, local->sample_shape.seq_len);
+    shape.batch = b;
+    uint32_t hold = cfg->hold ? cfg->hold : cfg->micro_count;
+    if (hold > 4096) return vt_fail(err, VT_ERR_ARG, "stream: hold must be in 1..4096 (got %u)", hold);
     if (n_endpoints > 0 && (cfg->credits == 0 || cfg->credits > 4096))
         return vt_fail(err, VT_ERR_ARG, "stream: credits must be in 1..4096 (got %u)", cfg->credits);
     if (n_endpoints > 0 && (cfg->request_timeout_ms <= 0 || cfg->heartbeat_ms <= 0 || cfg->dead_after_ms <= 0 ||
@@ -180,11 +224,27 @@ vt_status vt_stream_open(vt_stream **out, const vt_stream_config *cfg, vt_sample
     vt_stream *s = calloc(1, sizeof *s);
     if (!s) return vt_fail(err, VT_ERR_NOMEM, "stream: out of memory");
     s->cfg = *cfg;
+    s->cfg.hold = hold;
     s->sampler = sampler;
     s->batch = b;
+    s->shape = shape;
     if (local) s->local = *local;
     s->issue_pos = s->deliver_pos = cfg->start;
     s->last_progress_ns = vt_wire_now_ns();
+    s->ring = calloc(hold, sizeof *s->ring);
+    if (!s->ring) {
+        vt_stream_close(s);
+        return vt_fail(err, VT_ERR_NOMEM, "stream: out of memory");
+    }
+    for (uint32_t i = 0; i < hold; i++) {
+        st = n_endpoints ? VT_OK : vt_batch_alloc(&s->ring[i].own, &shape, err);
+        if (!st && n_endpoints && !(s->ring[i].indices = malloc((size_t)b * sizeof(uint64_t))))
+            st = vt_fail(err, VT_ERR_NOMEM, "stream: out of memory");
+        if (st) {
+            vt_stream_close(s);
+            return st;
+        }
+    }
     if (n_endpoints == 0) {
         *out = s;
         return VT_OK;
@@ -396,54 +456,106 @@ static vt_status drain_peer(vt_stream *s, int i, vt_error *err) {
     }
 }
 
-static void deliver(vt_stream *s, slot *sl, vt_batch *out) {
-    vt_batch_frame fr[VT_BATCH_NFRAMES];
-    vt_batch_frames(out, fr);
-    for (int f = 0; f < VT_BATCH_NFRAMES; f++)
-        if (fr[f].nbytes) memcpy(fr[f].data, zmq_msg_data(&sl->frames[f]), fr[f].nbytes);
-    memcpy(out->sample_indices, sl->indices, (size_t)s->batch * sizeof(uint64_t));
-    slot_release(sl);
+/* Sets a delivered batch's position in the stream. */
+static void stamp(const vt_stream *s, vt_batch *out, const vt_sampler_cursor *pos) {
+    out->epoch = pos->epoch;
+    out->step = pos->step;
+    out->micro_index = pos->micro;
+    out->trainer_rank = s->cfg.rank;
 }
 
-static vt_status check_out(vt_stream *s, const vt_batch *out, const slot *sl, vt_error *err) {
-    if (out->shape.batch != s->batch)
-        return vt_fail(err, VT_ERR_ARG, "stream: output batch holds %u samples, the stream delivers %u",
-                       out->shape.batch, s->batch);
-    if (!sl) return VT_OK;
-    vt_batch_frame fr[VT_BATCH_NFRAMES];
-    vt_batch_frames(out, fr);
+static size_t dtype_align(vt_dtype t) {
+    return t == VT_DTYPE_F32 ? alignof(float) : t == VT_DTYPE_I32 ? alignof(int32_t) : 1;
+}
+
+/* The next ring entry; whatever the delivery `hold` calls ago left there
+ * (its views) ends now. */
+static held *ring_take(vt_stream *s) {
+    held *h = &s->ring[s->ring_next++ % s->cfg.hold];
+    held_release(h);
+    return h;
+}
+
+/* Hands slot sl over as a view: its frames move into the ring, each view
+ * points into its message, or into h->own where ZeroMQ's buffer is not
+ * aligned for the frame's type (small frames are decoded in place inside a
+ * shared receive buffer at any offset). */
+static vt_status deliver(vt_stream *s, slot *sl, vt_batch *out, vt_error *err) {
+    vt_batch probe = {.shape = s->shape};
+    vt_batch_frame want[VT_BATCH_NFRAMES];
+    vt_batch_frames(&probe, want);
     for (int f = 0; f < VT_BATCH_NFRAMES; f++)
-        if (zmq_msg_size((zmq_msg_t *)&sl->frames[f]) != fr[f].nbytes)
+        if (zmq_msg_size(&sl->frames[f]) != want[f].nbytes)
             return vt_fail(err, VT_ERR_FORMAT,
-                           "stream: loader frame '%s' has %zu bytes, the trainer's batch expects %zu "
+                           "stream: loader frame '%s' has %zu bytes, the trainer expects %zu for %ux%ux%u, T=%u "
                            "(image size or sequence length differ)",
-                           fr[f].name, zmq_msg_size((zmq_msg_t *)&sl->frames[f]), fr[f].nbytes);
+                           want[f].name, zmq_msg_size(&sl->frames[f]), want[f].nbytes, s->shape.channels,
+                           s->shape.height, s->shape.width, s->shape.seq_len);
+    held *h = ring_take(s);
+    for (int f = 0; f < VT_BATCH_NFRAMES; f++) {
+        zmq_msg_init(&h->frames[f]);
+        zmq_msg_move(&h->frames[f], &sl->frames[f]);
+    }
+    h->have = 1;
+    slot_release(sl); /* closes the emptied messages */
+    /* Data pointers only after the move: tiny messages keep their bytes
+     * inside the zmq_msg_t itself. */
+    static alignas(64) unsigned char empty[64];
+    void *data[VT_BATCH_NFRAMES];
+    for (int f = 0; f < VT_BATCH_NFRAMES; f++) {
+        data[f] = want[f].nbytes ? zmq_msg_data(&h->frames[f]) : empty;
+        if ((uintptr_t)data[f] % dtype_align(want[f].dtype) == 0) continue;
+        vt_status st = h->own.slab ? VT_OK : vt_batch_alloc(&h->own, &s->shape, err);
+        if (st) return st;
+        vt_batch_frame fix[VT_BATCH_NFRAMES];
+        vt_batch_frames(&h->own, fix);
+        memcpy(fix[f].data, data[f], want[f].nbytes);
+        data[f] = fix[f].data;
+        s->stats.realigned++;
+    }
+    memcpy(h->indices, sl->indices, (size_t)s->batch * sizeof(uint64_t));
+    vt_batch_view_frames(out, &s->shape, data);
+    out->sample_indices = h->indices;
+    stamp(s, out, &sl->pos);
     return VT_OK;
 }
 
+/* Single-process mode: fills the next ring entry's batch and views it. */
 static vt_status next_local(vt_stream *s, vt_batch *out, vt_error *err) {
-    vt_status st = check_out(s, out, NULL, err);
-    if (st) return st;
-    if (!vt_batch_shape_compatible(&out->shape, &s->local.sample_shape))
-        return vt_fail(err, VT_ERR_ARG, "stream: output batch shape differs from the local source's");
+    vt_batch *b = &ring_take(s)->own;
     vt_sampler_cursor *c = &s->deliver_pos;
-    if ((st = vt_sampler_slice(s->sampler, c->epoch, c->step, s->cfg.rank, s->cfg.ranks, c->micro,
-                               s->cfg.micro_count, out->sample_indices, err)))
-        return st;
-    out->epoch = c->epoch;
-    out->step = c->step;
-    out->micro_index = c->micro;
-    out->trainer_rank = s->cfg.rank;
-    if ((st = s->local.fill(s->local.ctx, out, err))) return st;
+    vt_status st = vt_sampler_slice(s->sampler, c->epoch, c->step, s->cfg.rank, s->cfg.ranks, c->micro,
+                                    s->cfg.micro_count, b->sample_indices, err);
+    if (st) return st;
+    stamp(s, b, c);
+    if ((st = s->local.fill(s->local.ctx, b, err))) return st;
+    *out = *b; /* a view like the streamed ones: the slab stays the stream's */
+    out->slab = NULL;
+    out->slab_bytes = 0;
+    out->owns_slab = 0;
     vt_sampler_cursor_advance(s->sampler, c, s->cfg.micro_count);
     s->stats.delivered++;
     return VT_OK;
 }
 
 vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err) {
-    if (s->npeers == 0) return next_local(s, out, err);
-    vt_status st = check_out(s, out, NULL, err);
+    if (out->shape.batch != s->batch)
+        return vt_fail(err, VT_ERR_ARG, "stream: output batch holds %u samples, the stream delivers %u",
+                       out->shape.batch, s->batch);
+    if (!vt_batch_shape_compatible(&out->shape, &s->shape))
+        return vt_fail(err, VT_ERR_ARG, "stream: output batch is %ux%ux%u, T=%u, the stream delivers %ux%ux%u, T=%u",
+                       out->shape.channels, out->shape.height, out->shape.width, out->shape.seq_len,
+                       s->shape.channels, s->shape.height, s->shape.width, s->shape.seq_len);
+    vt_batch view;
+    vt_status st = vt_stream_next_view(s, &view, err);
     if (st) return st;
+    vt_batch_copy(out, &view);
+    return VT_OK;
+}
+
+vt_status vt_stream_next_view(vt_stream *s, vt_batch *out, vt_error *err) {
+    if (s->npeers == 0) return next_local(s, out, err);
+    vt_status st;
     uint64_t t0 = vt_wire_now_ns();
     /* Answers that came while the caller was away are read before anyone's
      * silence is judged. */
@@ -455,12 +567,7 @@ vt_status vt_stream_next(vt_stream *s, vt_batch *out, vt_error *err) {
         if ((st = fill_window(s, err))) return st;
         slot *d = &s->slots[s->deliver_seq % s->cfg.credits];
         if (d->have) {
-            if ((st = check_out(s, out, d, err))) return st;
-            deliver(s, d, out);
-            out->epoch = d->pos.epoch;
-            out->step = d->pos.step;
-            out->micro_index = d->pos.micro;
-            out->trainer_rank = s->cfg.rank;
+            if ((st = deliver(s, d, out, err))) return st;
             s->deliver_seq++;
             vt_sampler_cursor_advance(s->sampler, &s->deliver_pos, s->cfg.micro_count);
             s->stats.delivered++;

@@ -47,20 +47,24 @@ static int run(int loaders_per_node, const char *transport) {
         cfg.rank = roles.trainer_rank;
         cfg.ranks = roles.trainer_count;
         cfg.micro_count = 2;
+        cfg.sample_shape = (vt_batch_shape){0, 3, 4, 4, 8};
         vt_stream *st, *ref;
         CHECK(vt_stream_open(&st, &cfg, &s, (const char *const *)roles.endpoints, roles.n_endpoints, NULL, &err) ==
               VT_OK);
         CHECK(vt_stream_open(&ref, &cfg, &s2, NULL, 0, &src, &err) == VT_OK);
         uint32_t b = vt_stream_batch_size(st);
-        vt_batch x, y;
-        CHECK(vt_batch_alloc(&x, &(vt_batch_shape){b, 3, 4, 4, 8}, &err) == VT_OK);
+        vt_batch x, y; /* x: a view of the streamed batch; y: the local one, copied */
         CHECK(vt_batch_alloc(&y, &(vt_batch_shape){b, 3, 4, 4, 8}, &err) == VT_OK);
         int per_epoch = (int)(N / G) * 2;
         uint64_t *mine = calloc((size_t)per_epoch * 2 * b, sizeof *mine);
         for (int i = 0; i < per_epoch * 2; i++) {
-            CHECK(vt_stream_next(st, &x, &err) == VT_OK);
+            CHECK(vt_stream_next_view(st, &x, &err) == VT_OK);
             CHECK(vt_stream_next(ref, &y, &err) == VT_OK);
-            CHECK(!memcmp(x.slab, y.slab, x.slab_bytes));
+            vt_batch_frame fx[VT_BATCH_NFRAMES], fy[VT_BATCH_NFRAMES];
+            vt_batch_frames(&x, fx);
+            vt_batch_frames(&y, fy);
+            for (int f = 0; f < VT_BATCH_NFRAMES; f++) CHECK(!memcmp(fx[f].data, fy[f].data, fx[f].nbytes));
+            CHECK(!memcmp(x.sample_indices, y.sample_indices, b * sizeof *y.sample_indices));
             memcpy(mine + (size_t)i * b, x.sample_indices, b * sizeof *mine);
         }
         vt_stream_close(st);
@@ -73,7 +77,6 @@ static int run(int loaders_per_node, const char *transport) {
             for (int i = 0; i < N; i++) CHECK(total[i] == 1);
         }
         free(mine);
-        vt_batch_free(&x);
         vt_batch_free(&y);
         vt_sampler_free(&s2);
     }

@@ -1,6 +1,8 @@
 /* The stream against the contract: batches streamed from two loaders (real
  * ZeroMQ over ipc, loaders on their own threads and contexts) equal the
- * single-process batches byte for byte across an epoch boundary; a slow
+ * single-process batches byte for byte across an epoch boundary; zero-copy
+ * views stay intact and apart for `hold` deliveries (loaders and
+ * single-process mode); a slow
  * loader's late answers are discarded as duplicates; and each bad
  * configuration fails with an error that names it. */
 #include <pthread.h>
@@ -21,6 +23,8 @@
 #include "pipeline/synthetic.h"
 
 enum { N = 40, G = 8 };
+/* C, H, W, T of the test loaders' batches. */
+#define SHAPE ((vt_batch_shape){0, 3, 8, 6, 16})
 
 typedef struct loader_thread {
     pthread_t th;
@@ -94,6 +98,7 @@ static void test_stream_equals_local(void **state) {
         vt_synthetic_source(&local, &syn);
         vt_stream_config cfg;
         vt_stream_config_default(&cfg);
+        cfg.sample_shape = SHAPE;
         cfg.rank = rank;
         cfg.ranks = 2;
         cfg.micro_count = 2;
@@ -133,6 +138,118 @@ static void test_stream_equals_local(void **state) {
     stop_loader(&b);
 }
 
+/* Frames, sample indices and position of x and y are equal. */
+static void assert_batches_equal(const vt_batch *x, const vt_batch *y) {
+    assert_memory_equal(&x->shape, &y->shape, sizeof x->shape);
+    assert_int_equal(x->epoch, y->epoch);
+    assert_int_equal(x->step, y->step);
+    assert_int_equal(x->micro_index, y->micro_index);
+    assert_memory_equal(x->sample_indices, y->sample_indices, x->shape.batch * sizeof *x->sample_indices);
+    vt_batch_frame fx[VT_BATCH_NFRAMES], fy[VT_BATCH_NFRAMES];
+    vt_batch_frames(x, fx);
+    vt_batch_frames(y, fy);
+    for (int f = 0; f < VT_BATCH_NFRAMES; f++) assert_memory_equal(fx[f].data, fy[f].data, fx[f].nbytes);
+}
+
+static int overlap(const void *a, size_t na, const void *b, size_t nb) {
+    const char *x = a, *y = b;
+    return na && nb && x < y + nb && y < x + na;
+}
+
+/* No byte of x (frames, sample indices) is a byte of y. */
+static void assert_disjoint(const vt_batch *x, const vt_batch *y) {
+    vt_batch_frame fx[VT_BATCH_NFRAMES], fy[VT_BATCH_NFRAMES];
+    vt_batch_frames(x, fx);
+    vt_batch_frames(y, fy);
+    for (int f = 0; f < VT_BATCH_NFRAMES; f++)
+        for (int g = 0; g < VT_BATCH_NFRAMES; g++)
+            assert_false(overlap(fx[f].data, fx[f].nbytes, fy[g].data, fy[g].nbytes));
+    size_t ni = x->shape.batch * sizeof(uint64_t);
+    assert_false(overlap(x->sample_indices, ni, y->sample_indices, ni));
+}
+
+enum { HOLD = 3 };
+
+/* Reads n deliveries of `st` through the view API (hold HOLD) next to `ref`
+ * through the copy API: each view equals ref's batch and is aligned for its
+ * type; after every call the last HOLD views still hold the bytes they had
+ * when delivered, and no two of them share a byte. */
+static void check_views(vt_stream *st, vt_stream *ref, int n) {
+    vt_batch views[HOLD], copies[HOLD], y;
+    memset(copies, 0, sizeof copies);
+    vt_error err = {0};
+    assert_int_equal(vt_batch_alloc(&y, &(vt_batch_shape){vt_stream_batch_size(ref), 3, 8, 6, 16}, &err), VT_OK);
+    for (int i = 0; i < n; i++) {
+        int k = i % HOLD;
+        assert_int_equal(vt_stream_next_view(st, &views[k], &err), VT_OK);
+        assert_int_equal(vt_stream_next(ref, &y, &err), VT_OK);
+        assert_batches_equal(&views[k], &y);
+        const vt_batch *v = &views[k];
+        assert_null(v->slab);
+        assert_int_equal((uintptr_t)v->pixels % sizeof(float), 0);
+        assert_int_equal((uintptr_t)v->tokens % sizeof(int32_t), 0);
+        assert_int_equal((uintptr_t)v->targets % sizeof(int32_t), 0);
+        assert_int_equal((uintptr_t)v->lengths % sizeof(int32_t), 0);
+        assert_int_equal((uintptr_t)v->sample_indices % sizeof(uint64_t), 0);
+        vt_batch_free(&copies[k]);
+        assert_int_equal(vt_batch_alloc(&copies[k], &v->shape, &err), VT_OK);
+        vt_batch_copy(&copies[k], v);
+        int live = i + 1 < HOLD ? i + 1 : HOLD;
+        for (int j = 0; j < live; j++) {
+            assert_batches_equal(&views[j], &copies[j]);
+            for (int l = j + 1; l < live; l++) assert_disjoint(&views[j], &views[l]);
+        }
+    }
+    for (int k = 0; k < HOLD; k++) vt_batch_free(&copies[k]);
+    vt_batch_free(&y);
+}
+
+/* The view API with loaders (hold 3 > micro_count 2 < credits 4, so new
+ * answers arrive while views are held) and in single-process mode. */
+static void test_views_held(void **state) {
+    (void)state;
+    loader_thread a, b;
+    start_loader(&a, 7, 11, 0);
+    start_loader(&b, 8, 11, 0);
+    const char *eps[2] = {a.ep, b.ep};
+    vt_sampler s1, s2, s3, s4;
+    vt_sampler_config sc = {.num_samples = N, .seed = 11, .global_batch = G};
+    vt_sampler_init(&s1, &sc, NULL);
+    vt_sampler_init(&s2, &sc, NULL);
+    vt_sampler_init(&s3, &sc, NULL);
+    vt_sampler_init(&s4, &sc, NULL);
+    vt_batch_source local;
+    vt_synthetic_source(&local, &a.syn);
+    vt_stream_config cfg;
+    vt_stream_config_default(&cfg);
+    cfg.sample_shape = SHAPE;
+    cfg.micro_count = 2;
+    cfg.hold = HOLD;
+    cfg.credits = 4;
+    vt_stream *remote, *single, *ref1, *ref2;
+    vt_error err = {0};
+    assert_int_equal(vt_stream_open(&remote, &cfg, &s1, eps, 2, NULL, &err), VT_OK);
+    assert_int_equal(vt_stream_open(&ref1, &cfg, &s2, NULL, 0, &local, &err), VT_OK);
+    check_views(remote, ref1, 2 * 5 * 2 + 3);
+    vt_stream_stats st;
+    vt_stream_get_stats(remote, &st);
+    print_message("views with loaders: %llu frames realigned\n", (unsigned long long)st.realigned);
+    cfg.sample_shape = (vt_batch_shape){0}; /* single-process mode: the source's */
+    assert_int_equal(vt_stream_open(&single, &cfg, &s3, NULL, 0, &local, &err), VT_OK);
+    assert_int_equal(vt_stream_open(&ref2, &cfg, &s4, NULL, 0, &local, &err), VT_OK);
+    check_views(single, ref2, 2 * 5 * 2 + 3);
+    vt_stream_close(remote);
+    vt_stream_close(single);
+    vt_stream_close(ref1);
+    vt_stream_close(ref2);
+    vt_sampler_free(&s1);
+    vt_sampler_free(&s2);
+    vt_sampler_free(&s3);
+    vt_sampler_free(&s4);
+    stop_loader(&a);
+    stop_loader(&b);
+}
+
 /* A loader taking 300 ms per batch vs a 100 ms request timeout: requests go
  * to the fast loader too, the slow one's late answers are discarded, and the
  * delivered sequence is still the sampler's. */
@@ -147,6 +264,7 @@ static void test_slow_loader_duplicates_dropped(void **state) {
     vt_sampler_init(&s, &sc, NULL);
     vt_stream_config cfg;
     vt_stream_config_default(&cfg);
+    cfg.sample_shape = SHAPE;
     cfg.credits = 4;
     cfg.request_timeout_ms = 100;
     cfg.heartbeat_ms = 50;
@@ -192,6 +310,7 @@ static void test_trainer_pause_is_not_loader_death(void **state) {
     vt_sampler_init(&s, &sc, NULL);
     vt_stream_config cfg;
     vt_stream_config_default(&cfg);
+    cfg.sample_shape = SHAPE;
     cfg.credits = 2;
     cfg.heartbeat_ms = 20;
     cfg.dead_after_ms = 100;
@@ -227,6 +346,7 @@ static void test_seed_mismatch_detected(void **state) {
     vt_sampler_init(&s, &sc, NULL);
     vt_stream_config cfg;
     vt_stream_config_default(&cfg);
+    cfg.sample_shape = SHAPE;
     vt_stream *st;
     vt_error err = {0};
     assert_int_equal(vt_stream_open(&st, &cfg, &s, eps, 1, NULL, &err), VT_OK);
@@ -234,16 +354,24 @@ static void test_seed_mismatch_detected(void **state) {
     vt_batch_alloc(&x, &(vt_batch_shape){G, 3, 8, 6, 16}, &err);
     assert_int_equal(vt_stream_next(st, &x, &err), VT_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "the sampler says"));
-    /* Wrong per-sample shape on the trainer side. */
-    vt_batch y;
-    vt_batch_alloc(&y, &(vt_batch_shape){G, 3, 8, 6, 32}, &err);
+    /* The trainer expects T=32, the loader sends T=16: one error naming the
+     * first frame that differs (pixels agree), through either API. */
     vt_stream_close(st);
     vt_sampler s2;
     sc.seed = 99;
     vt_sampler_init(&s2, &sc, NULL);
+    cfg.sample_shape.seq_len = 32;
+    vt_batch y;
+    vt_batch_alloc(&y, &(vt_batch_shape){G, 3, 8, 6, 32}, &err);
+    assert_int_equal(vt_stream_open(&st, &cfg, &s2, eps, 1, NULL, &err), VT_OK);
+    assert_int_equal(vt_stream_next_view(st, &y, &err), VT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "frame 'tokens' has 512 bytes, the trainer expects 1024 for 3x8x6, T=32"));
+    vt_stream_close(st);
+    vt_batch_free(&y);
+    vt_batch_alloc(&y, &(vt_batch_shape){G, 3, 8, 6, 32}, &err);
     assert_int_equal(vt_stream_open(&st, &cfg, &s2, eps, 1, NULL, &err), VT_OK);
     assert_int_equal(vt_stream_next(st, &y, &err), VT_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "'pixels'") ? strstr(err.msg, "'pixels'") : strstr(err.msg, "'tokens'"));
+    assert_non_null(strstr(err.msg, "frame 'tokens'"));
     vt_stream_close(st);
     vt_batch_free(&x);
     vt_batch_free(&y);
@@ -261,6 +389,7 @@ static void test_bad_configs(void **state) {
     vt_sampler_init(&s, &sc, NULL);
     vt_stream_config cfg;
     vt_stream_config_default(&cfg);
+    cfg.sample_shape = SHAPE;
     vt_stream *st;
     vt_error err = {0};
     cfg.ranks = 3;
@@ -270,6 +399,10 @@ static void test_bad_configs(void **state) {
     assert_int_equal(vt_stream_open(&st, &cfg, &s, NULL, 0, NULL, &err), VT_ERR_ARG);
     assert_non_null(strstr(err.msg, "no local batch source"));
     const char *bad[1] = {"nonsense://x"};
+    cfg.sample_shape = (vt_batch_shape){0};
+    assert_int_equal(vt_stream_open(&st, &cfg, &s, bad, 1, NULL, &err), VT_ERR_ARG);
+    assert_non_null(strstr(err.msg, "sample_shape (the C, H, W, T the trainer expects) must be set"));
+    cfg.sample_shape = SHAPE;
     assert_int_equal(vt_stream_open(&st, &cfg, &s, bad, 1, NULL, &err), VT_ERR_NET);
     assert_non_null(strstr(err.msg, "nonsense://x"));
     cfg.start.step = 5;
@@ -297,6 +430,11 @@ static void test_bad_configs(void **state) {
     assert_int_equal(vt_stream_next(st, &y, &err), VT_ERR_ARG);
     assert_non_null(strstr(err.msg, "holds 4 samples, the stream delivers 8"));
     vt_stream_close(st);
+    /* Single-process mode: a sample_shape the local source does not make. */
+    cfg.sample_shape.seq_len = 17;
+    assert_int_equal(vt_stream_open(&st, &cfg, &s, NULL, 0, &local, &err), VT_ERR_ARG);
+    assert_non_null(strstr(err.msg, "sample_shape 3x8x6, T=17 differs from the local source's 3x8x6, T=16"));
+    cfg.sample_shape = SHAPE;
     vt_batch_free(&x);
     vt_batch_free(&y);
     vt_sampler_free(&s);
@@ -337,6 +475,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_layout),
         cmocka_unit_test(test_stream_equals_local),
+        cmocka_unit_test(test_views_held),
         cmocka_unit_test(test_slow_loader_duplicates_dropped),
         cmocka_unit_test(test_trainer_pause_is_not_loader_death),
         cmocka_unit_test(test_seed_mismatch_detected),
