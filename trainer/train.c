@@ -184,7 +184,7 @@ typedef struct run {
     vt_val_result last_val;
     bool have_val;
     vt_stream *stream;
-    vt_batch *batches; /* micro_count micro-batches of one step */
+    vt_batch *batches; /* micro_count micro-batches of one step: views into the stream, valid for the step */
     vt_grad_sync *sync;
     /* The recipe's own trainable parameters (recipe.h param_groups); the loop
      * owns their moments and gradient syncs. */
@@ -288,7 +288,7 @@ static vt_status train_step(run *r, vt_step_metrics *sm, vt_error *err) {
     int64_t counts[2] = {0, 0}; /* supervised tokens, images */
     for (uint32_t k = 0; k < r->micro_count; k++) {
         double w0 = now_s();
-        if ((st = vt_stream_next(r->stream, &r->batches[k], err))) return st;
+        if ((st = vt_stream_next_view(r->stream, &r->batches[k], err))) return st;
         stall += now_s() - w0;
         const vt_batch *b = &r->batches[k];
         uint32_t T = b->shape.seq_len;
@@ -529,11 +529,16 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
         vt_info("already at step %llu of %lld: nothing to do", (unsigned long long)r->step, (long long)t->steps);
 
     uint32_t channels = r->dataset ? 3 : 0;
+    vt_batch_shape bs = {.batch = r->micro_size, .channels = channels, .height = (uint32_t)r->mc.image_size,
+                         .width = (uint32_t)r->mc.image_size,
+                         .seq_len = (uint32_t)t->seq_len};
     vt_stream_config scfg;
     vt_stream_config_default(&scfg);
     scfg.rank = (uint32_t)r->rank;
     scfg.ranks = (uint32_t)r->ranks;
     scfg.micro_count = r->micro_count;
+    scfg.sample_shape = bs;
+    scfg.hold = r->micro_count; /* train_step holds a whole step's views */
     uint64_t spe = vt_sampler_steps_per_epoch(&r->sampler);
     scfg.start.epoch = r->step / spe;
     scfg.start.step = r->step % spe;
@@ -543,11 +548,6 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
         return st;
     r->batches = calloc(r->micro_count, sizeof *r->batches);
     if (!r->batches) return vt_fail(err, VT_ERR_NOMEM, "train: out of memory");
-    vt_batch_shape bs = {.batch = r->micro_size, .channels = channels, .height = (uint32_t)r->mc.image_size,
-                         .width = (uint32_t)r->mc.image_size,
-                         .seq_len = (uint32_t)t->seq_len};
-    for (uint32_t k = 0; k < r->micro_count; k++)
-        if ((st = vt_batch_alloc(&r->batches[k], &bs, err))) return st;
     if (r->model->num_trainable &&
         (st = vt_grad_sync_new(r->comm, r->ctx, r->model->grads, r->model->num_trainable, bucket_floats(t), &r->sync, err)))
         return st;
@@ -610,9 +610,7 @@ static void teardown(run *r) {
             if (r->groups[g].v) vt_ctx_free(r->ctx, r->groups[g].v);
         }
     }
-    if (r->batches)
-        for (uint32_t k = 0; k < r->micro_count; k++) vt_batch_free(&r->batches[k]);
-    free(r->batches);
+    free(r->batches); /* views: the stream owns their memory */
     vt_stream_close(r->stream);
     if (r->recipe && r->recipe->destroy) r->recipe->destroy(r->recipe_state);
     vt_model_free(r->model);
