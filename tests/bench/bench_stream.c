@@ -1,11 +1,16 @@
 /* Stream benchmark: loader -> trainer throughput of vt_stream (pull/credit,
- * zero-copy frames, copy-out into the trainer's batch) against raw ZeroMQ
- * PUSH/PULL of the same frames over the same transport, plus resident memory
- * of both processes over a long run. The loader (or raw sender) is a forked
- * child process, as in a real job. Prints one JSON line per measurement.
+ * zero-copy frames) read through vt_stream_next_view (no copy, what the
+ * trainer uses) and vt_stream_next (copy-out into a batch) against raw
+ * ZeroMQ PUSH/PULL of the same frames over the same transport (receive only,
+ * and receive + copy-out), plus resident memory of both processes over a
+ * long run. The loader (or raw sender) is a forked child process, as in a
+ * real job. Prints one JSON line per measurement.
  *
  *   bench_stream [--transport ipc|tcp] [--batches N] [--batch B] [--image CxHxW]
- *                [--seq T] [--credits K] [--mode both|stream|raw]
+ *                [--seq T] [--credits K] [--mode both|view|stream|raw]
+ *
+ * both: all four rows; view: the view row; stream: view and copy rows;
+ * raw: the two raw rows.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -127,7 +132,9 @@ static pid_t spawn(int mode, vt_batch *bt, long count, char *ep, size_t epn, FIL
     return pid;
 }
 
-static double run_stream(vt_batch *bt) {
+/* view: vt_stream_next_view (hold 1, nothing touched, like the raw PULL);
+ * else vt_stream_next into bt. */
+static double run_stream(vt_batch *bt, int view) {
     char ep[256];
     FILE *from;
     pid_t pid = spawn(0, bt, 0, ep, sizeof ep, &from);
@@ -137,6 +144,7 @@ static double run_stream(vt_batch *bt) {
     vt_stream_config cfg;
     vt_stream_config_default(&cfg);
     cfg.credits = O.credits;
+    cfg.sample_shape = bt->shape;
     const char *eps[1] = {ep};
     vt_stream *st;
     vt_error err = {0};
@@ -144,15 +152,16 @@ static double run_stream(vt_batch *bt) {
         fprintf(stderr, "bench_stream: %s\n", err.msg);
         exit(1);
     }
+    vt_batch v;
     for (long i = 0; i < O.warmup; i++)
-        if (vt_stream_next(st, bt, &err)) {
+        if (view ? vt_stream_next_view(st, &v, &err) : vt_stream_next(st, bt, &err)) {
             fprintf(stderr, "bench_stream: %s\n", err.msg);
             exit(1);
         }
     long r0 = rss_kib(), l0 = rss_of(pid);
     double t0 = now_s();
     for (long i = 0; i < O.batches; i++)
-        if (vt_stream_next(st, bt, &err)) {
+        if (view ? vt_stream_next_view(st, &v, &err) : vt_stream_next(st, bt, &err)) {
             fprintf(stderr, "bench_stream: %s\n", err.msg);
             exit(1);
         }
@@ -175,11 +184,12 @@ static double run_stream(vt_batch *bt) {
     vt_batch_frames(bt, fr);
     double bytes = 0;
     for (int f = 0; f < VT_BATCH_NFRAMES; f++) bytes += (double)fr[f].nbytes;
-    printf("{\"mode\":\"stream\",\"transport\":\"%s\",\"batches\":%ld,\"batch_bytes\":%.0f,\"credits\":%u,"
+    printf("{\"mode\":\"stream_%s\",\"transport\":\"%s\",\"batches\":%ld,\"batch_bytes\":%.0f,\"credits\":%u,"
            "\"batches_per_s\":%.1f,\"GB_per_s\":%.3f,\"trainer_rss_kib\":[%ld,%ld],\"loader_rss_kib\":[%ld,%ld],"
-           "\"loader_rss_idle_kib\":%ld,\"wait_s\":%.3f}\n",
-           O.transport, O.batches, bytes, O.credits, O.batches / dt, bytes * O.batches / dt / 1e9, r0, r1, l0, l1,
-           c0, stats.wait_ns * 1e-9);
+           "\"loader_rss_idle_kib\":%ld,\"wait_s\":%.3f,\"realigned_frames\":%llu}\n",
+           view ? "view" : "copy", O.transport, O.batches, bytes, O.credits, O.batches / dt,
+           bytes * O.batches / dt / 1e9, r0, r1, l0, l1,
+           c0, stats.wait_ns * 1e-9, (unsigned long long)stats.realigned);
     return O.batches / dt;
 }
 
@@ -249,13 +259,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_stream: %s\n", err.msg);
         return 1;
     }
-    double s = 0, r = 0;
-    if (strcmp(mode, "raw")) s = run_stream(&bt);
-    if (strcmp(mode, "stream")) {
+    int all = !strcmp(mode, "both"), streams = all || !strcmp(mode, "stream");
+    double v = 0, c = 0, r = 0, rc = 0;
+    if (streams || !strcmp(mode, "view")) v = run_stream(&bt, 1);
+    if (streams) c = run_stream(&bt, 0);
+    if (all || !strcmp(mode, "raw")) {
         r = run_raw(&bt, 0);
-        run_raw(&bt, 1);
+        rc = run_raw(&bt, 1);
     }
-    if (s > 0 && r > 0) printf("{\"stream_vs_raw\":%.3f}\n", s / r);
+    if (v > 0 && r > 0) printf("{\"stream_view_vs_raw\":%.3f}\n", v / r);
+    if (c > 0 && r > 0) printf("{\"stream_copy_vs_raw\":%.3f,\"stream_copy_vs_raw_copy_out\":%.3f}\n", c / r, c / rc);
     vt_batch_free(&bt);
     return 0;
 }
