@@ -7,10 +7,12 @@
  * real job. Prints one JSON line per measurement.
  *
  *   bench_stream [--transport ipc|tcp] [--batches N] [--batch B] [--image CxHxW]
- *                [--seq T] [--credits K] [--mode both|view|stream|raw]
+ *                [--seq T] [--credits K] [--mode both|view|stream|raw] [--repeat R]
  *
  * both: all four rows; view: the view row; stream: view and copy rows;
- * raw: the two raw rows.
+ * raw: the two raw rows. --repeat runs the rows R times interleaved and
+ * prints each row's median (a busy 2-core machine drifts between rows, so
+ * interleaving and medians make the ratios steadier).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -231,12 +233,23 @@ static double run_raw(vt_batch *bt, int copy_out) {
     return O.batches / dt;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of x[0..n) (sorts x). */
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
 int main(int argc, char **argv) {
     static const struct option opts[] = {{"transport", 1, 0, 'x'}, {"batches", 1, 0, 'n'}, {"batch", 1, 0, 'b'},
                                          {"image", 1, 0, 'i'},     {"seq", 1, 0, 't'},     {"credits", 1, 0, 'k'},
-                                         {"mode", 1, 0, 'm'},      {0, 0, 0, 0}};
+                                         {"mode", 1, 0, 'm'},      {"repeat", 1, 0, 'r'},  {0, 0, 0, 0}};
     const char *mode = "both";
-    int o;
+    int o, repeat = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'x': O.transport = optarg; break;
@@ -248,10 +261,11 @@ int main(int argc, char **argv) {
         case 't': O.t = (unsigned)atoi(optarg); break;
         case 'k': O.credits = (unsigned)atoi(optarg); break;
         case 'm': mode = optarg; break;
+        case 'r': repeat = atoi(optarg); break;
         default: fprintf(stderr, "usage: see the comment at the top of bench_stream.c\n"); return 2;
         }
     }
-    if (O.batches < 1 || !O.b || !O.t || !O.credits) return 2;
+    if (O.batches < 1 || !O.b || !O.t || !O.credits || repeat < 1 || repeat > 64) return 2;
     if (O.warmup > O.batches) O.warmup = O.batches;
     vt_batch bt;
     vt_error err = {0};
@@ -260,13 +274,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     int all = !strcmp(mode, "both"), streams = all || !strcmp(mode, "stream");
-    double v = 0, c = 0, r = 0, rc = 0;
-    if (streams || !strcmp(mode, "view")) v = run_stream(&bt, 1);
-    if (streams) c = run_stream(&bt, 0);
-    if (all || !strcmp(mode, "raw")) {
-        r = run_raw(&bt, 0);
-        rc = run_raw(&bt, 1);
+    double rows[4][64] = {{0}}; /* view, copy, raw, raw + copy-out; per repetition */
+    for (int i = 0; i < repeat; i++) {
+        if (streams || !strcmp(mode, "view")) rows[0][i] = run_stream(&bt, 1);
+        if (streams) rows[1][i] = run_stream(&bt, 0);
+        if (all || !strcmp(mode, "raw")) {
+            rows[2][i] = run_raw(&bt, 0);
+            rows[3][i] = run_raw(&bt, 1);
+        }
     }
+    double v = median(rows[0], repeat), c = median(rows[1], repeat), r = median(rows[2], repeat),
+           rc = median(rows[3], repeat);
+    if (repeat > 1)
+        printf("{\"medians_of\":%d,\"stream_view\":%.1f,\"stream_copy\":%.1f,\"raw_push_pull\":%.1f,"
+               "\"raw_push_pull_copy_out\":%.1f}\n",
+               repeat, v, c, r, rc);
     if (v > 0 && r > 0) printf("{\"stream_view_vs_raw\":%.3f}\n", v / r);
     if (c > 0 && r > 0) printf("{\"stream_copy_vs_raw\":%.3f,\"stream_copy_vs_raw_copy_out\":%.3f}\n", c / r, c / rc);
     vt_batch_free(&bt);
