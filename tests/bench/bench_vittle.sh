@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Overhead of recipe vittle over stage2, measured in one run: the same store,
-# model, batches and steps trained alternately with each recipe (rounds
-# interleaved so machine load hits both alike), for two model widths. Prints
-# the median step time of each (steps after the first two), the training
-# overhead, and the time of one validation pass (held-out loss + greedy
-# answers, the inference path) with each.
+# Overhead of a method recipe (vittle, or ross with its default pixel
+# targets) over stage2, measured in one run: the same store, model, batches
+# and steps trained alternately with each recipe (rounds interleaved so
+# machine load hits both alike), for two model widths. Prints the median step
+# time of each (steps after the first two), the training overhead, and the
+# time of one validation pass (held-out loss + greedy answers, the inference
+# path) with each; for vittle also single model passes (bench_vittle).
 #   tests/bench/bench_vittle.sh [BUILD_DIR] [--rounds R] [--steps N] [--threads T] [--preset tiny|wide]
+#                               [--recipe vittle|ross]
 # Not a test (no pass/fail); results go to docs/experiments.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${VT_BINARY_DIR:-$here/../../build}
-rounds=3 steps=30 threads=1 presets="tiny wide"
+rounds=3 steps=30 threads=1 presets="tiny wide" method=vittle
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift ;;
     --steps) steps=$2; shift ;;
     --threads) threads=$2; shift ;;
     --preset) presets=$2; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --recipe) method=$2; shift ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
     -*) echo "bench_vittle.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1 ;;
   esac
@@ -28,7 +31,7 @@ work=${VT_TEST_TMP:-$(mktemp -d)}/bench_vittle
 rm -rf "$work"
 mkdir -p "$work"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$V" synth --out "$work/shapes" --count 400 --seed 1 --size 32 >/dev/null
 "$V" ingest --json "$work/shapes/data.json" --images "$work/shapes" --out "$work/store" --size 32 --lossless \
   --val-fraction 0.1 --threads 1 >/dev/null 2>&1
@@ -77,7 +80,7 @@ for preset in $presets; do
   extra=()
   [ $preset = wide ] && extra=("${wide[@]}")
   for ((i = 1; i <= rounds; i++)); do
-    for recipe in stage2 vittle; do
+    for recipe in stage2 $method; do
       d="$work/$preset-$recipe-$i"
       "$V" train "$work/run.yaml" --set run_dir="$d" --set recipe=$recipe ${extra[@]+"${extra[@]}"} 2>"$d.log"
       s=$(median_step "$d/metrics.jsonl")
@@ -88,19 +91,21 @@ for preset in $presets; do
   done
 done
 echo "== end-to-end vistune train (same store, config and batches; recipe switched) =="
-python3 - "$work/results.txt" "$steps" "$rounds" <<'PY'
+python3 - "$work/results.txt" "$steps" "$rounds" "$method" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+method = sys.argv[4]
 print("preset  recipe  median step (ms)  validation (s)   [%s rounds x %s steps, steps > 2]" % (sys.argv[3], sys.argv[2]))
 for preset in sorted({r[0] for r in rows}, key=("tiny", "wide").index):
     st = {}
-    for recipe in ("stage2", "vittle"):
+    for recipe in ("stage2", method):
         s = [float(r[2]) for r in rows if r[0] == preset and r[1] == recipe]
         v = [float(r[3]) for r in rows if r[0] == preset and r[1] == recipe]
         st[recipe] = (statistics.median(s), statistics.median(v))
         print("%-7s %-7s %10.2f %18.2f" % (preset, recipe, 1e3 * st[recipe][0], st[recipe][1]))
     print("%-7s overhead: training %+.1f%%, validation %+.1f%%" % (
-        preset, 100 * (st["vittle"][0] / st["stage2"][0] - 1), 100 * (st["vittle"][1] / st["stage2"][1] - 1)))
+        preset, 100 * (st[method][0] / st["stage2"][0] - 1), 100 * (st[method][1] / st["stage2"][1] - 1)))
 PY
+[ "$method" = vittle ] || exit 0
 echo "== per model pass (bench_vittle: no data loading, no checkpoints; greedy answers' length cannot differ) =="
 for preset in $presets deep; do "$build/tests/bench/bench_vittle" --preset $preset --reps 10 --threads "$threads"; done
