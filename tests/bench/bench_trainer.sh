@@ -35,7 +35,7 @@ fi
 work=${VT_TEST_TMP:-$(mktemp -d)}/bench_trainer
 mkdir -p "$work"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$backend" = cuda ] && command -v nvidia-smi >/dev/null; then
   echo "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
 fi
