@@ -99,22 +99,63 @@ static void format_answer(uint32_t group, const char *raw, char *out, size_t cap
     }
 }
 
+vt_status vt_synth_parse_tasks(const char *list, uint32_t *mask, vt_error *err) {
+    *mask = 0;
+    const char *p = list ? list : "";
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        int t = 0;
+        while (t < VT_SYNTH_NTASKS && !(strlen(TASK_NAMES[t]) == len && !strncmp(TASK_NAMES[t], p, len))) t++;
+        if (t == VT_SYNTH_NTASKS)
+            return vt_fail(err, VT_ERR_ARG,
+                           "--tasks: unknown task '%.*s' (color, shape, count, position, exist, small_color, grid)",
+                           (int)len, p);
+        *mask |= 1u << t;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!*mask) return vt_fail(err, VT_ERR_ARG, "--tasks: empty task list");
+    return VT_OK;
+}
+
 vt_status vt_synth_make(uint64_t seed, uint64_t index, int size, vt_image *img,
                         vt_synth_item *item, vt_error *err) {
+    return vt_synth_make_ex(seed, index, size, NULL, img, item, err);
+}
+
+vt_status vt_synth_make_ex(uint64_t seed, uint64_t index, int size, const vt_synth_params *params,
+                           vt_image *img, vt_synth_item *item, vt_error *err) {
     if (size < 16 || size > 1024)
         return vt_fail(err, VT_ERR_ARG, "synth: size %d is outside 16..1024", size);
+    int max_n = params && params->max_shapes ? params->max_shapes : MAX_SHAPES;
+    uint32_t mask = params ? params->task_mask : 0;
+    if (max_n < 2 || max_n > MAX_SHAPES)
+        return vt_fail(err, VT_ERR_ARG, "synth: max_shapes %d is outside 2..%d", max_n, MAX_SHAPES);
+    if (mask & ~(uint32_t)VT_SYNTH_ALL_TASKS)
+        return vt_fail(err, VT_ERR_ARG, "synth: task mask 0x%x names no task", (unsigned)mask);
+    if (mask == VT_SYNTH_ALL_TASKS) mask = 0;
     memset(item, 0, sizeof *item);
     vt_rng r;
     vt_rng_init(&r, vt_hash4(seed, index, 0x73796e7468ull /* "synth" */, 1));
-    uint32_t group = (uint32_t)vt_rng_below(&r, VT_SYNTH_NGROUPS);
-    vt_synth_task task = group < VT_SYNTH_NTASKS ? (vt_synth_task)group
-                                                 : (vt_synth_task)vt_rng_below(&r, VT_SYNTH_NTASKS);
+    uint32_t group;
+    vt_synth_task task;
+    if (mask) { /* a task subset: plain answers, tasks uniform over the subset */
+        int allowed[VT_SYNTH_NTASKS], na = 0;
+        for (int t = 0; t < VT_SYNTH_NTASKS; t++)
+            if (mask & (1u << t)) allowed[na++] = t;
+        group = (uint32_t)allowed[vt_rng_below(&r, (uint64_t)na)];
+        task = (vt_synth_task)group;
+    } else {
+        group = (uint32_t)vt_rng_below(&r, VT_SYNTH_NGROUPS);
+        task = group < VT_SYNTH_NTASKS ? (vt_synth_task)group : (vt_synth_task)vt_rng_below(&r, VT_SYNTH_NTASKS);
+    }
     item->group = group;
     item->task = task;
 
-    /* Scene: the count is uniform on 1..4, except that a relative-position
-     * question needs two shapes (uniform on 2..4 there). */
-    int n = task == VT_SYNTH_POSITION ? 2 + (int)vt_rng_below(&r, 3) : 1 + (int)vt_rng_below(&r, 4);
+    /* Scene: the count is uniform on 1..max_n (default 4), except that a
+     * relative-position question needs two shapes (uniform on 2..max_n). */
+    int n = task == VT_SYNTH_POSITION ? 2 + (int)vt_rng_below(&r, (uint64_t)(max_n - 1))
+                                      : 1 + (int)vt_rng_below(&r, (uint64_t)max_n);
     int small = task == VT_SYNTH_SMALL_COLOR;
     shape shapes[MAX_SHAPES];
     int kinds[MAX_SHAPES], colors[MAX_SHAPES], cells[MAX_SHAPES];

@@ -44,7 +44,7 @@ static vt_status write_into(const char *tmp, const vt_synth_opts *o, vt_error *e
     for (uint64_t i = 0; i < o->count && st == VT_OK; i++) {
         vt_image img;
         vt_synth_item it;
-        st = vt_synth_make(o->seed, i, o->size, &img, &it, err);
+        st = vt_synth_make_ex(o->seed, i, o->size, &o->params, &img, &it, err);
         if (st != VT_OK) break;
         uint8_t *png;
         size_t len;
@@ -92,13 +92,17 @@ vt_status vt_synth_write(const char *out_dir, const vt_synth_opts *o, vt_error *
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: vistune synth --out DIR --count N --seed S [--size PX] [--force]\n"
+            "usage: vistune synth --out DIR --count N --seed S [--size PX] [--max-shapes K]\n"
+            "                     [--tasks LIST] [--force]\n"
             "Write the built-in shapes visual-question set: DIR/data.json (LLaVA format)\n"
             "and DIR/images/*.png. Deterministic in the seed; DIR appears only when complete.\n"
             "  --out DIR     output directory (must not exist unless --force)\n"
             "  --count N     number of items (1..100000000)\n"
             "  --seed S      seed (item i depends only on S and i)\n"
             "  --size PX     canvas side in pixels, 16..1024 (default 64)\n"
+            "  --max-shapes K  at most K shapes per image, 2..4 (default 4)\n"
+            "  --tasks LIST  only these question types, comma-separated (plain answers,\n"
+            "                no groups 7-8), e.g. count,color (default: all, groups 0-8)\n"
             "  --force       replace DIR if it exists\n"
             "Question types: color, shape, count, position, exist, small_color, grid;\n"
             "groups 0-6 = those types, 7 = answers in uppercase, 8 = answers as \"answer: X\".\n");
@@ -118,6 +122,8 @@ int vt_cmd_synth(int argc, char **argv) {
                                               {"count", required_argument, 0, 'n'},
                                               {"seed", required_argument, 0, 's'},
                                               {"size", required_argument, 0, 'z'},
+                                              {"max-shapes", required_argument, 0, 'm'},
+                                              {"tasks", required_argument, 0, 't'},
                                               {"force", no_argument, 0, 'f'},
                                               {"help", no_argument, 0, 'h'},
                                               {0, 0, 0, 0}};
@@ -152,6 +158,22 @@ int vt_cmd_synth(int argc, char **argv) {
             }
             o.size = (int)v;
             break;
+        case 'm':
+            if (parse_u64(optarg, &v) || v < 2 || v > VT_SYNTH_MAX_SHAPES) {
+                fprintf(stderr, "vistune synth: --max-shapes '%s' must be an integer in 2..%d\n", optarg,
+                        VT_SYNTH_MAX_SHAPES);
+                return 2;
+            }
+            o.params.max_shapes = (int)v;
+            break;
+        case 't': {
+            vt_error e = {0};
+            if (vt_synth_parse_tasks(optarg, &o.params.task_mask, &e) != VT_OK) {
+                fprintf(stderr, "vistune synth: %s\n", e.msg);
+                return 2;
+            }
+            break;
+        }
         case 'f': o.force = true; break;
         case 'h': usage(stdout); return 0;
         default:

@@ -20,6 +20,16 @@ expect_fail 1 "already exists" -- "$VISTUNE" synth --out "$T/s1" --count 5 --see
 expect_fail 2 "--count" -- "$VISTUNE" synth --out "$T/x" --count zero --seed 1
 expect_fail 2 "required" -- "$VISTUNE" synth --out "$T/x"
 expect_fail 2 "bad option '--colour'" -- "$VISTUNE" synth --colour red
+expect_fail 2 "--max-shapes '5'" -- "$VISTUNE" synth --out "$T/x" --count 5 --seed 1 --max-shapes 5
+expect_fail 2 "unknown task 'colour'" -- "$VISTUNE" synth --out "$T/x" --count 5 --seed 1 --tasks count,colour
+"$VISTUNE" synth --out "$T/s4" --count 40 --seed 7 --size 32 --tasks count --max-shapes 2 >/dev/null \
+  || fail "synth --tasks count --max-shapes 2"
+python3 - "$T/s4/data.json" <<'PY' || fail "synth --tasks count --max-shapes 2: wrong items"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) == 40 and all(x["task"] == "count" and x["group"] == 2 for x in d)
+assert {x["answer_raw"] for x in d} == {"1", "2"}
+PY
 
 # --- lossless round trip: pixels identical to the source PNGs (read by PIL) ---
 "$VISTUNE" ingest --json "$T/s1/data.json" --images "$T/s1" --out "$T/db_ll" --size 48 \

@@ -130,11 +130,65 @@ static void test_pixels_match_answers(void **state) {
     assert_true(checked > 100);
 }
 
+/* --max-shapes and --tasks: counts stay in 1..K (2..K for position), only
+ * the listed tasks are drawn, all of them, with plain answers; the defaults
+ * (NULL, zeros, every task) give the default set bit for bit; bad values are
+ * errors naming the option or task. */
+static void test_params(void **state) {
+    (void)state;
+    uint32_t mask = 0;
+    vt_error e = {0};
+    assert_int_equal(vt_synth_parse_tasks("count,color", &mask, &e), VT_OK);
+    assert_int_equal(mask, (1u << VT_SYNTH_COUNT) | (1u << VT_SYNTH_COLOR));
+    assert_int_equal(vt_synth_parse_tasks("count,colour", &mask, &e), VT_ERR_ARG);
+    assert_non_null(strstr(e.msg, "'colour'"));
+    assert_int_equal(vt_synth_parse_tasks("", &mask, &e), VT_ERR_ARG);
+    vt_synth_params p = {.max_shapes = 2, .task_mask = (1u << VT_SYNTH_COUNT) | (1u << VT_SYNTH_POSITION)};
+    int seen[VT_SYNTH_NTASKS] = {0}, counts[5] = {0};
+    for (uint64_t i = 0; i < 400; i++) {
+        vt_image img;
+        vt_synth_item it;
+        assert_int_equal(vt_synth_make_ex(2, i, 32, &p, &img, &it, NULL), VT_OK);
+        vt_image_free(&img);
+        assert_true(it.task == VT_SYNTH_COUNT || it.task == VT_SYNTH_POSITION);
+        assert_int_equal(it.group, (uint32_t)it.task);
+        assert_string_equal(it.answer, it.answer_raw);
+        assert_in_range(it.n_shapes, it.task == VT_SYNTH_POSITION ? 2 : 1, 2);
+        seen[it.task]++;
+        if (it.task == VT_SYNTH_COUNT) counts[atoi(it.answer)]++;
+    }
+    assert_true(seen[VT_SYNTH_COUNT] > 150 && seen[VT_SYNTH_POSITION] > 150);
+    assert_true(counts[1] > 60 && counts[2] > 60 && counts[3] + counts[4] == 0);
+    vt_synth_params all = {.max_shapes = 4, .task_mask = VT_SYNTH_ALL_TASKS}, zero = {0};
+    for (uint64_t i = 0; i < 40; i++) {
+        vt_image a, b, c;
+        vt_synth_item ia, ib, ic;
+        assert_int_equal(vt_synth_make(7, i, 32, &a, &ia, NULL), VT_OK);
+        assert_int_equal(vt_synth_make_ex(7, i, 32, &all, &b, &ib, NULL), VT_OK);
+        assert_int_equal(vt_synth_make_ex(7, i, 32, &zero, &c, &ic, NULL), VT_OK);
+        assert_memory_equal(a.rgb, b.rgb, 32 * 32 * 3);
+        assert_memory_equal(a.rgb, c.rgb, 32 * 32 * 3);
+        assert_memory_equal(&ia, &ib, sizeof ia);
+        assert_memory_equal(&ia, &ic, sizeof ia);
+        vt_image_free(&a);
+        vt_image_free(&b);
+        vt_image_free(&c);
+    }
+    vt_image img;
+    vt_synth_item it;
+    p = (vt_synth_params){.max_shapes = 5};
+    assert_int_equal(vt_synth_make_ex(1, 0, 32, &p, &img, &it, &e), VT_ERR_ARG);
+    assert_non_null(strstr(e.msg, "max_shapes"));
+    p = (vt_synth_params){.max_shapes = 1};
+    assert_int_equal(vt_synth_make_ex(1, 0, 32, &p, &img, &it, &e), VT_ERR_ARG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_balanced_answers),
         cmocka_unit_test(test_pixels_match_answers),
+        cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
