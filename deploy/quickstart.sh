@@ -23,6 +23,12 @@ DATA=runs/quickstart-data
 # ("How many shapes are there?") and store_easy (count, color and grid).
 if [ "$(cat "$DATA/version" 2>/dev/null)" != 2 ]; then
   rm -rf "$DATA"
+  # A run of an earlier quickstart (other model and data) cannot be resumed.
+  if [ -d runs/quickstart ]; then
+    old=runs/quickstart.old-$(date +%Y%m%d-%H%M%S)
+    mv runs/quickstart "$old"
+    echo "quickstart: moved the earlier quickstart's run to $old"
+  fi
   mkdir -p "$DATA"
   synth_ingest() { # NAME COUNT SEED [synth options]
     "$VISTUNE" synth --out "$DATA/$1" --count "$2" --seed "$3" --size 48 --force "${@:4}"
