@@ -36,10 +36,10 @@ cuda_dirs=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /opt /usr
   -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
 export LD_LIBRARY_PATH=$R/lib:$cuda_dirs${LD_LIBRARY_PATH:-}
 export OPAL_PREFIX=$R/usr PATH=$R/usr/bin:$PATH
-# PMIx finds its plugins under its install prefix. A host with its own PMIx
-# (another version at the same path) lends its zlib compressor, which fails
-# to load against the bundled library: leave compression out (the tests
-# expect a quiet stderr).
+# Point PMIx at the bundled plugins. On the H100 host, whose own PMIx (another
+# version) sits at Debian's path, PMIx still opened that one's zlib
+# compressor, which fails against the bundled library and prints to stderr
+# (the tests expect a quiet stderr): compression is left out.
 export PMIX_INSTALL_PREFIX=$R/usr/lib/x86_64-linux-gnu/pmix2
 export PMIX_MCA_mca_base_component_path=$PMIX_INSTALL_PREFIX/lib/pmix
 export PMIX_MCA_pcompress=^zlib PMIX_MCA_pcompress_base_silence_warning=1
