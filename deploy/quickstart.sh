@@ -44,18 +44,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROO
 export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
 start=$(date +%s)
 rc=0
-# A curriculum (docs/training.md, "Held-out answer accuracy"): steps 1-400 on
-# count questions only, so the decoder uses the image tokens from the start;
-# to step 3000 on count, color and grid; then the full set to train.steps.
-# Trained on the full set alone, the model stays at chance on every type.
-# Each phase resumes from the last one's checkpoint (its schedule restarts).
-TRAIN=(mpirun -np $((NP + LOADERS)) "$VISTUNE" train deploy/configs/quickstart.yaml --resume auto
-       --set stream.loaders_per_node="$LOADERS")
-"${TRAIN[@]}" --set data.store="$DATA/store_count" --set train.steps=400 --set data.seq_len=96 \
-  --set train.val_every=0 || rc=$?
-[ "$rc" = 0 ] && { "${TRAIN[@]}" --set data.store="$DATA/store_easy" --set train.steps=3000 \
-  --set train.val_every=0 || rc=$?; }
-[ "$rc" = 0 ] && { "${TRAIN[@]}" || rc=$?; }
+# The curriculum: count questions, then count/color/grid, then the full set.
+VISTUNE=$VISTUNE deploy/train-curriculum.sh "$DATA" "$NP" "$LOADERS" deploy/configs/quickstart.yaml || rc=$?
 echo "quickstart: train exited $rc after $(( $(date +%s) - start )) s"
 echo "quickstart: checkpoints in runs/quickstart/checkpoints ($(ls runs/quickstart/checkpoints 2>/dev/null | tail -n1))"
 echo "quickstart: metrics in runs/quickstart/metrics.jsonl and runs/quickstart/tb/ (tensorboard --logdir runs/quickstart/tb)"
