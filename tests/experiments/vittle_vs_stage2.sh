@@ -39,18 +39,26 @@ for seed in $seeds; do
   done
 done
 python3 - "$out" $seeds <<'PY'
-import json, statistics, sys
+import json, math, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 def summary(recipe, seed):
+    """Clean accuracy and mean shifted/clean accuracy per modality (nan when clean is 0)."""
     cells = json.load(open(f"{out}/{recipe}-{seed}/report/report.json"))["cells"]
     clean = next(c["accuracy"] for c in cells if c["shift"] == "clean")
-    rel = {m: [c["accuracy"] / clean for c in cells if c["modality"] == m] for m in ("visual", "text")}
-    return clean, {m: statistics.mean(v) for m, v in rel.items()}
+    rel = {m: statistics.mean(c["accuracy"] for c in cells if c["modality"] == m) / clean if clean else math.nan
+           for m in ("visual", "text")}
+    return clean, rel
 def ms(xs):
-    return f"{100 * statistics.mean(xs):.1f} +- {100 * (statistics.stdev(xs) if len(xs) > 1 else 0):.1f}"
+    xs = [x for x in xs if not math.isnan(x)]
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0
+    return f"{100 * statistics.mean(xs):.1f} +- {100 * sd:.1f}" + (f" (n={len(xs)})" if len(xs) < len(seeds) else "")
+print("per run: recipe seed clean% visual% text%")
+runs = {r: [summary(r, s) for s in seeds] for r in ("stage2", "vittle")}
+for r, rs in runs.items():
+    for s, (c, rel) in zip(seeds, rs):
+        print(f"  {r} {s} {100 * c:.1f} {100 * rel['visual']:.1f} {100 * rel['text']:.1f}")
 print(f"recipe   clean accuracy %   visual shifted/clean %   text shifted/clean %   ({len(seeds)} seeds)")
-for recipe in ("stage2", "vittle"):
-    runs = [summary(recipe, s) for s in seeds]
-    print(f"{recipe:8} {ms([r[0] for r in runs]):>16}   {ms([r[1]['visual'] for r in runs]):>22}"
-          f"   {ms([r[1]['text'] for r in runs]):>20}")
+for r, rs in runs.items():
+    print(f"{r:8} {ms([x[0] for x in rs]):>16}   {ms([x[1]['visual'] for x in rs]):>22}"
+          f"   {ms([x[1]['text'] for x in rs]):>20}")
 PY
