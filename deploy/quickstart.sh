@@ -40,8 +40,7 @@ if [ "$(cat "$DATA/version" 2>/dev/null)" != 2 ]; then
   synth_ingest shapes_easy 4000 4 --tasks count,color,grid
   echo 2 > "$DATA/version"
 fi
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+source deploy/mpi-env.sh
 start=$(date +%s)
 rc=0
 # The curriculum: count questions, then count/color/grid, then the full set.

@@ -8,13 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/deploy/install-deps.sh"
 "$root/deploy/fetch-data.sh"
 
-# mpirun as root and with more ranks than cores (containers, CI); these are
-# the OpenMPI 4 names, set only when the caller has not chosen otherwise.
-if [ "$(id -u)" = 0 ]; then
-  export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-  export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-fi
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+source "$root/deploy/mpi-env.sh"
 
 if [ "${VT_SANITIZE:-OFF}" = ON ]; then
   export VT_BUILD_DIR=${VT_BUILD_DIR:-$root/build-asan}

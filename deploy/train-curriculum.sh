@@ -12,8 +12,7 @@ set -euo pipefail
 data=$1 np=$2 loaders=$3 config=$4
 shift 4
 VISTUNE=${VISTUNE:-build/vistune}
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+source "$(dirname "$0")/mpi-env.sh"
 train=(mpirun -np $((np + loaders)) "$VISTUNE" train "$config" --resume auto --set stream.loaders_per_node="$loaders"
        "$@")
 "${train[@]}" --set data.store="$data/store_count" --set train.steps=400 --set data.seq_len=96 --set train.val_every=0

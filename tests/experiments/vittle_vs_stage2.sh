@@ -26,8 +26,7 @@ new, n = re.subn(r"  shifts: \[[^\]]*\]\n", shifts, text)
 assert n == 1, "quickstart.yaml: no eval.shifts list"
 open(sys.argv[2], "w").write(new)
 PY
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+source deploy/mpi-env.sh
 for seed in $seeds; do
   for recipe in stage2 vittle; do
     d=$out/$recipe-$seed
