@@ -5,6 +5,7 @@
 #include "trainer/heldout.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,30 +50,59 @@ void vt_heldout_split_free(vt_heldout_split *s) {
 void vt_val_result_free(vt_val_result *r) {
     for (size_t i = 0; i < r->n_types; i++) free(r->types[i].task);
     free(r->types);
+    for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].task);
+    free(r->groups);
     memset(r, 0, sizeof *r);
 }
 
-/* The tally of one task, added in name order (few types: linear search). */
-static vt_val_type *type_slot(vt_val_result *r, const char *task, vt_error *err) {
+/* The tally named `task` in a list kept in order by cmp (few entries: linear search). */
+static vt_val_type *tally_slot(vt_val_type **list, size_t *n, const char *task, int (*cmp)(const char *, const char *),
+                               vt_error *err) {
     size_t i = 0;
-    for (; i < r->n_types; i++) {
-        int c = strcmp(r->types[i].task, task);
-        if (c == 0) return &r->types[i];
+    for (; i < *n; i++) {
+        int c = cmp((*list)[i].task, task);
+        if (c == 0) return &(*list)[i];
         if (c > 0) break;
     }
-    vt_val_type *t = realloc(r->types, (r->n_types + 1) * sizeof *t);
+    vt_val_type *t = realloc(*list, (*n + 1) * sizeof *t);
     char *name = strdup(task);
     if (!t || !name) {
-        if (t) r->types = t;
+        if (t) *list = t;
         free(name);
         vt_fail(err, VT_ERR_NOMEM, "validation: out of memory");
         return NULL;
     }
-    r->types = t;
-    memmove(&t[i + 1], &t[i], (r->n_types - i) * sizeof *t);
+    *list = t;
+    memmove(&t[i + 1], &t[i], (*n - i) * sizeof *t);
     t[i] = (vt_val_type){.task = name};
-    r->n_types++;
+    (*n)++;
     return &t[i];
+}
+
+/* Group ids sort numerically (they are decimal text). */
+static int cmp_group(const char *a, const char *b) {
+    unsigned long x = strtoul(a, NULL, 10), y = strtoul(b, NULL, 10);
+    return x < y ? -1 : x > y;
+}
+
+vt_status vt_val_result_add(vt_val_result *r, const char *task, uint32_t group, double score, vt_error *err) {
+    char gname[16];
+    snprintf(gname, sizeof gname, "%u", group);
+    vt_val_type *t = tally_slot(&r->types, &r->n_types, task ? task : "", strcmp, err);
+    if (!t) return VT_ERR_NOMEM;
+    t->n++;
+    t->correct += score;
+    if (!(t = tally_slot(&r->groups, &r->n_groups, gname, cmp_group, err))) return VT_ERR_NOMEM;
+    t->n++;
+    t->correct += score;
+    r->accuracy += score;
+    r->n_items++;
+    return VT_OK;
+}
+
+void vt_val_result_finish(vt_val_result *r, double loss_sum) {
+    r->loss = r->loss_tokens > 0 ? loss_sum / (double)r->loss_tokens : NAN;
+    r->accuracy = r->n_items ? r->accuracy / (double)r->n_items : NAN;
 }
 
 vt_status vt_validate(vt_model *m, vt_dataset *d, const uint64_t *items, size_t n, vt_batch *batch, int max_new,
@@ -90,7 +120,7 @@ vt_status vt_validate(vt_model *m, vt_dataset *d, const uint64_t *items, size_t 
     vt_batch_source src = vt_dataset_source(d);
     vt_tokenizer *tok = vt_dataset_tokenizer(d);
     int32_t eos = vt_tokenizer_eos_id(tok), eot = vt_dataset_template(d)->end_of_turn;
-    double loss_sum = 0, score_sum = 0;
+    double loss_sum = 0;
     for (size_t at = 0; !st && at < n; at += B) {
         uint32_t k = (uint32_t)(n - at < B ? n - at : B);
         batch->shape.batch = k;
@@ -114,21 +144,14 @@ vt_status vt_validate(vt_model *m, vt_dataset *d, const uint64_t *items, size_t 
                 break;
             float s = vt_score(VT_SCORE_EXACT, text, rows[b].reference);
             free(text);
-            vt_val_type *t = type_slot(out, rows[b].task ? rows[b].task : "", err);
-            if (!t) {
-                st = VT_ERR_NOMEM;
-                break;
-            }
-            t->n++;
-            t->correct += s;
-            score_sum += s;
-            out->n_items++;
+            uint32_t group = 0;
+            if ((st = vt_dataset_group(d, items[at + b], &group, err))) break;
+            st = vt_val_result_add(out, rows[b].task, group, s, err);
         }
         for (uint32_t b = 0; b < k; b++) vt_eval_row_free(&rows[b]);
     }
     batch->shape.batch = B;
-    out->loss = out->loss_tokens > 0 ? loss_sum / (double)out->loss_tokens : NAN;
-    out->accuracy = out->n_items ? score_sum / (double)out->n_items : NAN;
+    vt_val_result_finish(out, loss_sum);
 done:
     if (rows)
         for (uint32_t b = 0; b < B; b++) vt_eval_row_free(&rows[b]);

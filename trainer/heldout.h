@@ -1,7 +1,7 @@
 /* Held-out data during training: which store samples train and which
  * validate (from each sample's split), and one validation pass over the
  * held-out items (loss on the answer tokens, greedy answers scored by exact
- * match, overall and per question type). Used by `vistune train`. */
+ * match, overall, per question type and per task group). Used by `vistune train`. */
 #ifndef VT_TRAINER_HELDOUT_H
 #define VT_TRAINER_HELDOUT_H
 
@@ -43,8 +43,17 @@ typedef struct vt_val_result {
     double accuracy;     /* mean exact-match score */
     vt_val_type *types;  /* sorted by task name */
     size_t n_types;
+    vt_val_type *groups; /* per task group (sample.group_id as decimal text), sorted by id */
+    size_t n_groups;
 } vt_val_result;
 void vt_val_result_free(vt_val_result *r);
+/* Adds one scored item (score in [0, 1]) to its task's and its group's tally
+ * and to the totals (n_items; accuracy holds the running SUM until
+ * vt_val_result_finish). For validations outside vt_validate (recipe hooks). */
+vt_status vt_val_result_add(vt_val_result *r, const char *task, uint32_t group, double score, vt_error *err);
+/* Turns the running sums into means: loss = loss_sum / loss_tokens, accuracy
+ * = sum / n_items (NAN when there are none). */
+void vt_val_result_finish(vt_val_result *r, double loss_sum);
 
 /* Evaluates m on items[0..n): training rows through the dataset's batch
  * source for the loss, then prompt rows (vt_dataset_fill_prompts) decoded

@@ -10,11 +10,22 @@
  *   replaced by TV(query), the Q query outputs of the hub]
  * VT(d) = the hub's text-position outputs of demonstration d (its image as
  * vision input, its non-image tokens after the image span — question and
- * answer — as text, the first icl.max_text of them); TV(query) = the hub's
+ * answer — as text); TV(query) = the hub's
  * query-position outputs with the query's image and its prompt (non-image
  * tokens after the image up to the first supervised one) as text. The
  * answer is supervised as in stage 2. k = 0: the plain hub-prompt baseline.
- * Keys (section `icl:`, strict): k (2), selection (random | similar: by cosine
+ * A demonstration's text is its LAST max_text non-image tokens (the answer,
+ * which carries a rule group's format, is at the end); a query's the first.
+ * icl.mode: vanilla is the "vanilla ICT" baseline in the same code: no hub;
+ * each demonstration is its N projected image tokens (the model's projector
+ * applied by the recipe, override rows) then its text tokens (plain ids),
+ * then <eoc>; the query row is the plain training row. Trained: the
+ * projector and <eoc> (decoder and tower frozen).
+ * Validation (hook validate, rank 0): held-out items get k demonstrations
+ * from the train split by the same rule and seed as training; answer loss
+ * and greedy answers (vt_generate_greedy through the override), exact match
+ * per task and per group.
+ * Keys (section `icl:`, strict): mode (mmict | vanilla), k (2), selection (random | similar: by cosine
  * of the mean image feature, over an index of the train split built at the
  * first step), and the hub's (vt_mhub_config_read). mhub.safetensors + icl.safetensors (the ⟨eoc⟩ row)
  * are in every checkpoint (rank 0) and restored on resume. */
@@ -32,6 +43,8 @@ vt_status vt_icl_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, 
                                    double *loss_sum, vt_error *err);
 vt_status vt_icl_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err);
 vt_status vt_icl_recipe_load(void *state, const vt_ckpt *c, vt_error *err);
+vt_status vt_icl_recipe_validate(void *state, vt_model *m, vt_dataset *d, const uint64_t *items, size_t n,
+                                 vt_batch *batch, int max_new, vt_val_result *out, vt_error *err);
 void vt_icl_recipe_destroy(void *state);
 
 #endif

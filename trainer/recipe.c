@@ -58,11 +58,12 @@ static const vt_recipe recipes[] = {
      .param_groups = vt_ae_recipe_param_groups, .begin_step = vt_ae_recipe_begin_step,
      .end_step = vt_ae_recipe_end_step, .save = vt_ae_recipe_save, .load = vt_ae_recipe_load,
      .destroy = vt_ae_recipe_destroy},
-    /* MMICT in-context tuning (trainer/icl.h): the M-Hub + <eoc> in front of the frozen model. */
+    /* MMICT in-context tuning (trainer/icl.h): the M-Hub + <eoc> in front of the frozen model
+     * (icl.mode: vanilla = raw projected demonstrations + text, projector + <eoc> trained). */
     {.name = "icl", .chat_template = "vicuna_v1", .configure = vt_icl_recipe_configure,
      .data = vt_icl_recipe_data, .init = vt_icl_recipe_init, .micro_step = vt_icl_recipe_micro_step,
      .param_groups = vt_icl_recipe_param_groups, .save = vt_icl_recipe_save, .load = vt_icl_recipe_load,
-     .destroy = vt_icl_recipe_destroy},
+     .validate = vt_icl_recipe_validate, .destroy = vt_icl_recipe_destroy},
 };
 
 const vt_recipe *vt_recipe_find(const char *name) {

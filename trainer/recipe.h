@@ -18,6 +18,7 @@
 #include "pipeline/batch.h"
 #include "pipeline/dataset.h"
 #include "trainer/checkpoint.h"
+#include "trainer/heldout.h"
 #include "trainer/model.h"
 
 enum { VT_RECIPE_MAX_GROUPS = 8, VT_RECIPE_MAX_SCALARS = 8 };
@@ -103,6 +104,16 @@ typedef struct vt_recipe {
      * (vt_ckpt_writer_rank). Default: nothing. */
     vt_status (*save)(void *state, vt_ckpt_writer *w, vt_error *err);
     vt_status (*load)(void *state, const vt_ckpt *c, vt_error *err);
+    /* Held-out validation (train.val_every), rank 0 only, instead of
+     * vt_validate for recipes whose model reads more than the plain rows
+     * (icl: demonstrations through the hub). Same contract as vt_validate
+     * (trainer/heldout.h): d is the loop's validation handle, items the val
+     * split's first train.val_items, batch scratch of the micro-batch shape;
+     * fill out (vt_val_result_add per item, then vt_val_result_finish).
+     * Must not change training state (parameters, gradients, RNG). Default:
+     * vt_validate on the plain model. */
+    vt_status (*validate)(void *state, vt_model *m, vt_dataset *d, const uint64_t *items, size_t n, vt_batch *batch,
+                          int max_new, vt_val_result *out, vt_error *err);
     void (*destroy)(void *state);
 } vt_recipe;
 

@@ -50,6 +50,8 @@ typedef struct train_config {
     int64_t ckpt_every, keep_last, pin_every;
     /* validation */
     int64_t val_every, val_items, val_max_new;
+    /* initial weights (a checkpoint of any recipe), unless resuming */
+    const char *init_from;
     /* metrics */
     int64_t log_every;
     bool tensorboard;
@@ -127,6 +129,7 @@ static vt_status read_train_config(const vt_config *c, train_config *t, vt_error
     TRY(vt_config_int_range(c, "train.val_every", -1, INT64_C(1) << 40, &t->val_every, err));
     TRY(vt_config_int_range(c, "train.val_items", 0, INT64_C(1) << 40, &t->val_items, err));
     TRY(vt_config_int_range(c, "train.val_max_new_tokens", 1, 4096, &t->val_max_new, err));
+    TRY(vt_config_string(c, "train.init_from", &t->init_from, err));
     TRY(vt_config_int_range(c, "checkpoint.every", 1, INT64_C(1) << 40, &t->ckpt_every, err));
     TRY(vt_config_int_range(c, "checkpoint.keep_last", 1, 1 << 20, &t->keep_last, err));
     TRY(vt_config_int_range(c, "checkpoint.pin_every", 0, INT64_C(1) << 40, &t->pin_every, err));
@@ -491,6 +494,22 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
     }
     if ((st = vt_ctx_create(&r->ctx, &co, err))) return st;
     if ((st = vt_model_create(&r->model, r->ctx, &r->mc, (uint64_t)t->seed, err))) return st;
+    /* train.init_from: start from another run's weights (e.g. a method recipe
+     * on a stage-2 checkpoint) with a fresh step count, schedule and
+     * optimizer; a resume below then overwrites them with its own. */
+    if (t->init_from && t->init_from[0]) {
+        vt_ckpt *c = NULL;
+        char file[PATH_MAX];
+        st = vt_ckpt_open(t->init_from, &c, err);
+        if (!st) st = vt_ckpt_file(c, "model.safetensors", file, sizeof file, err);
+        if (!st) st = vt_model_import_hf(r->model, file, err);
+        vt_ckpt_close(c);
+        if (st) {
+            vt_error_prefix(err, "train.init_from: ");
+            return st;
+        }
+        if (r->rank == 0) vt_info("initial weights from %s", t->init_from);
+    }
     if (r->recipe->data && r->dataset &&
         (st = r->recipe->data(r->recipe_state, &r->dcfg, r->split.train, r->split.n_train, err)))
         return st;
@@ -627,8 +646,12 @@ static vt_status validate(run *r, vt_error *err) {
     double t0 = now_s();
     vt_val_result_free(&r->last_val);
     r->have_val = false;
-    vt_status st = vt_validate(r->model, r->val_data, r->split.val, r->val_n, &r->val_batch, (int)r->tc.val_max_new,
-                               &r->last_val, err);
+    vt_status st =
+        r->recipe->validate
+            ? r->recipe->validate(r->recipe_state, r->model, r->val_data, r->split.val, r->val_n, &r->val_batch,
+                                  (int)r->tc.val_max_new, &r->last_val, err)
+            : vt_validate(r->model, r->val_data, r->split.val, r->val_n, &r->val_batch, (int)r->tc.val_max_new,
+                          &r->last_val, err);
     if (st) {
         vt_error_prefix(err, "validation at step %llu: ", (unsigned long long)r->step);
         return st;
@@ -649,6 +672,13 @@ static vt_status validate(run *r, vt_error *err) {
         snprintf(names[n], sizeof names[n], "val/acc/%s", v->types[i].task);
         vals[n++] = v->types[i].n ? v->types[i].correct / (double)v->types[i].n : NAN;
     }
+    /* then val/group_acc/<id> and val/group_n/<id> per task group */
+    for (size_t i = 0; i < v->n_groups && n + 1 < MAXN; i++) {
+        snprintf(names[n], sizeof names[n], "val/group_acc/%s", v->groups[i].task);
+        vals[n++] = v->groups[i].n ? v->groups[i].correct / (double)v->groups[i].n : NAN;
+        snprintf(names[n], sizeof names[n], "val/group_n/%s", v->groups[i].task);
+        vals[n++] = (double)v->groups[i].n;
+    }
     for (int i = 0; i < n; i++) np[i] = names[i];
     if (r->metrics && (st = vt_metrics_eval(r->metrics, r->step, n, np, vals, err))) return st;
     vt_info("validation at step %llu: loss %.4f, accuracy %.1f%% on %zu held-out items (%.1fs)",
@@ -663,6 +693,9 @@ static void print_val_table(const run *r) {
     for (size_t i = 0; i < v->n_types; i++)
         vt_info("  %-16s %6zu %7.1f%%", v->types[i].task[0] ? v->types[i].task : "(none)", v->types[i].n,
                 100.0 * v->types[i].correct / (double)v->types[i].n);
+    for (size_t i = 0; i < v->n_groups; i++)
+        vt_info("  group %-10s %6zu %7.1f%%", v->groups[i].task, v->groups[i].n,
+                100.0 * v->groups[i].correct / (double)v->groups[i].n);
     vt_info("  %-16s %6zu %7.1f%%   loss %.4f", "all", v->n_items, 100.0 * v->accuracy, v->loss);
 }
 

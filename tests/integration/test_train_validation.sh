@@ -1,5 +1,5 @@
 # vistune train with held-out validation on a store with a val split:
-# val/loss, val/acc and val/acc/<task> land in metrics.jsonl at every
+# val/loss, val/acc, val/acc/<task> and val/group_{acc,n}/<group> land in metrics.jsonl at every
 # train.val_every steps and at the last one, the final summary prints the
 # per-type table; validation does not change training (losses bit-identical
 # to a run without it, and after resuming from a mid-run checkpoint); a store
@@ -50,6 +50,10 @@ for r in ev:
     per = [k for k in r if k.startswith("val/acc/")]
     assert per, r
     assert all(0 <= r[k] <= 1 for k in per), r
+    # per task group: accuracy and item count (the counts add up to val_items)
+    gacc = [k for k in r if k.startswith("val/group_acc/")]
+    assert gacc and all(0 <= r[k] <= 1 for k in gacc), r
+    assert sum(r[k] for k in r if k.startswith("val/group_n/")) == 10, r
 assert len([r for r in rows if not r.get("eval")]) == 6
 PY
 # Without validation: the same training losses, bit for bit.
