@@ -8,6 +8,7 @@
 #define VT_OPS_OPS_H
 
 #include "ops/activation.h"
+#include "ops/adaln.h"
 #include "ops/attention.h"
 #include "ops/crossentropy.h"
 #include "ops/ctx.h"
@@ -18,5 +19,7 @@
 #include "ops/optim.h"
 #include "ops/patch_embed.h"
 #include "ops/rope.h"
+#include "ops/rows.h"
+#include "ops/vib.h"
 
 #endif

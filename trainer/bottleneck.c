@@ -11,24 +11,33 @@
 #include "common/rng.h"
 #include "ops/activation.h"
 #include "ops/linear.h"
+#include "ops/rows.h"
+#include "ops/vib.h"
 
 /* Activations of the last forward, for backward. Rows are gathered: the
- * visual rows first (nv of them), then the text rows (nt). */
+ * visual rows first (nv of them), then the text rows (nt). Buffers marked
+ * (ctx) live in the layer's ctx memory (the device on CUDA); the row lists
+ * and the KL sums are built and read on the host. */
 struct vt_bottleneck_work {
     int cap;            /* rows allocated */
     int N, nv, nt;      /* last forward */
     bool ready;         /* a forward has run */
     bool train;         /* eps was given */
     float alpha;
-    int *rows;          /* [cap] gathered row -> original row */
-    uint8_t *counted;   /* [cap] gathered row counts in its KL */
-    float *x;           /* [cap, D] inputs h */
-    float *a1, *g;      /* [cap, D] fc1 output, GELU output */
-    float *o;           /* [cap, 2D] fc2 output, log-variance half clamped */
-    float *eps;         /* [cap, D] */
-    float *d_o, *d_g, *d_x; /* backward scratch */
-    float *pmu_v, *plv_v, *pmu_t, *plv_t; /* prior used (clamped), [D] each */
-    double *ip_v, *ip_t;                  /* exp(-prior log-variance), [D] each */
+    int32_t *rows_h;    /* [cap] gathered row -> original row (host) */
+    uint8_t *counted_h; /* [cap] gathered row counts in its KL (host) */
+    float *eps_h;       /* [cap, D] gathered noise (host) */
+    double *kl_h;       /* [cap] per-row KL sums (host) */
+    int32_t *rows;      /* (ctx) copies of the above */
+    uint8_t *counted;
+    double *kl_rows;
+    float *x;           /* (ctx) [cap, D] inputs h */
+    float *a1, *g;      /* (ctx) [cap, D] fc1 output, GELU output */
+    float *o;           /* (ctx) [cap, 2D] fc2 output, log-variance half clamped */
+    float *eps;         /* (ctx) [cap, D] */
+    float *d_o, *d_g, *d_x; /* (ctx) backward scratch */
+    float *prior_h;     /* [4D] prior used (clamped): mu_v, logvar_v, mu_t, logvar_t (host) */
+    float *prior;       /* (ctx) the same */
     bool kl_v_clamped, kl_t_clamped;
 };
 
@@ -110,38 +119,45 @@ static void set_views(vt_bottleneck *bn, float *base, vt_bottleneck_views *vw) {
     for (int i = 0; i < bn->ntensors; i++) *slots[i] = base + bn->tensors[i].offset;
 }
 
+static void free_work(vt_ctx *ctx, vt_bottleneck_work *w) {
+    void *dev[] = {w->rows, w->counted, w->kl_rows, w->x, w->a1, w->g, w->o, w->eps, w->d_o, w->d_g, w->d_x};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) vt_ctx_free(ctx, dev[i]);
+    free(w->rows_h);
+    free(w->counted_h);
+    free(w->eps_h);
+    free(w->kl_h);
+    w->rows = NULL, w->counted = NULL, w->kl_rows = NULL, w->x = w->a1 = w->g = w->o = w->eps = NULL;
+    w->d_o = w->d_g = w->d_x = NULL, w->rows_h = NULL, w->counted_h = NULL, w->eps_h = NULL, w->kl_h = NULL;
+    w->cap = 0;
+}
+
 static vt_status grow(vt_bottleneck *bn, int N, vt_error *err) {
     vt_bottleneck_work *w = bn->work;
     if (N <= w->cap) return VT_OK;
-    size_t D = (size_t)bn->cfg.hidden, n = (size_t)N;
-    float **bufs[] = {&w->x, &w->a1, &w->g, &w->eps, &w->d_g, &w->d_x};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        free(*bufs[i]);
-        *bufs[i] = malloc(n * D * sizeof(float));
-    }
-    free(w->o);
-    free(w->d_o);
-    free(w->rows);
-    free(w->counted);
-    w->o = malloc(n * 2 * D * sizeof(float));
-    w->d_o = malloc(n * 2 * D * sizeof(float));
-    w->rows = malloc(n * sizeof(int));
-    w->counted = malloc(n);
+    free_work(bn->ctx, w);
+    size_t D = (size_t)bn->cfg.hidden, n = (size_t)N, f = sizeof(float);
+    struct { void **p; size_t bytes; } dev[] = {
+        {(void **)&w->rows, n * sizeof(int32_t)}, {(void **)&w->counted, n}, {(void **)&w->kl_rows, n * sizeof(double)},
+        {(void **)&w->x, n * D * f}, {(void **)&w->a1, n * D * f}, {(void **)&w->g, n * D * f},
+        {(void **)&w->o, n * 2 * D * f}, {(void **)&w->eps, n * D * f}, {(void **)&w->d_o, n * 2 * D * f},
+        {(void **)&w->d_g, n * D * f}, {(void **)&w->d_x, n * D * f}};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (vt_ctx_alloc(bn->ctx, dev[i].p, dev[i].bytes)) goto nomem;
+    w->rows_h = malloc(n * sizeof(int32_t));
+    w->counted_h = malloc(n);
+    w->eps_h = malloc(n * D * f);
+    w->kl_h = malloc(n * sizeof(double));
+    if (!w->rows_h || !w->counted_h || !w->eps_h || !w->kl_h) goto nomem;
     w->cap = N;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (!*bufs[i]) goto nomem;
-    if (!w->o || !w->d_o || !w->rows || !w->counted) goto nomem;
     return VT_OK;
 nomem:
-    w->cap = 0;
+    free_work(bn->ctx, w);
     return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %d rows of width %zu", N, D);
 }
 
 vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottleneck_config *cfg,
                                uint64_t seed, vt_error *err) {
     *out = NULL;
-    if (vt_ctx_backend(ctx) != VT_BACKEND_CPU)
-        return vt_fail(err, VT_ERR_DEVICE, "vittle: the bottleneck layer runs on the CPU backend only");
     if (cfg->hidden <= 0) return vt_fail(err, VT_ERR_ARG, "vittle: hidden size %d not set", cfg->hidden);
     vt_bottleneck *bn = calloc(1, sizeof *bn);
     if (!bn) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
@@ -164,23 +180,18 @@ vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottle
         add_tensor(bn, "vittle.prior_t.logvar", D, 0, &off);
     }
     bn->num_params = off;
-    bn->params = calloc(off, sizeof(float));
-    bn->grads = calloc(off, sizeof(float));
     bn->work = calloc(1, sizeof *bn->work);
-    float *priors = calloc(4 * (size_t)D, sizeof(float));
-    double *ip = calloc(2 * (size_t)D, sizeof(double));
-    if (!bn->params || !bn->grads || !bn->work || !priors || !ip) {
-        free(priors);
-        free(ip);
+    float *init = calloc(off, sizeof(float));
+    vt_status st = bn->work && init ? VT_OK : VT_ERR_NOMEM;
+    if (!st) st = vt_ctx_alloc(ctx, (void **)&bn->params, off * sizeof(float));
+    if (!st) st = vt_ctx_alloc(ctx, (void **)&bn->grads, off * sizeof(float));
+    if (!st) st = vt_ctx_alloc(ctx, (void **)&bn->work->prior, 4 * (size_t)D * sizeof(float));
+    if (!st && !(bn->work->prior_h = calloc(4 * (size_t)D, sizeof(float)))) st = VT_ERR_NOMEM;
+    if (st) {
+        free(init);
         vt_bottleneck_free(bn);
-        return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu parameters", off);
+        return vt_fail(err, st, "vittle: no memory for %zu parameters", off);
     }
-    bn->work->pmu_v = priors;
-    bn->work->plv_v = priors + D;
-    bn->work->pmu_t = priors + 2 * D;
-    bn->work->plv_t = priors + 3 * D;
-    bn->work->ip_v = ip;
-    bn->work->ip_t = ip + D;
     set_views(bn, bn->params, &bn->w);
     set_views(bn, bn->grads, &bn->g);
     for (int i = 0; i < bn->ntensors; i++) {
@@ -188,8 +199,14 @@ vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottle
         if (!t->decay) continue; /* biases and priors start at 0 */
         vt_rng r;
         vt_rng_init(&r, vt_hash_bytes(t->name, strlen(t->name), seed));
-        float *p = bn->params + t->offset;
+        float *p = init + t->offset;
         for (size_t k = 0; k < t->numel; k++) p[k] = cfg->init_std * (float)vt_rng_normal(&r);
+    }
+    st = vt_ctx_memcpy_h2d(ctx, bn->params, init, off * sizeof(float));
+    free(init);
+    if (st) {
+        vt_bottleneck_free(bn);
+        return vt_fail(err, st, "vittle: %s", vt_ctx_error(ctx)->msg);
     }
     *out = bn;
     return VT_OK;
@@ -199,17 +216,18 @@ void vt_bottleneck_free(vt_bottleneck *bn) {
     if (!bn) return;
     vt_bottleneck_work *w = bn->work;
     if (w) {
-        free(w->rows); free(w->counted); free(w->x); free(w->a1); free(w->g); free(w->o);
-        free(w->eps); free(w->d_o); free(w->d_g); free(w->d_x); free(w->pmu_v); free(w->ip_v);
+        free_work(bn->ctx, w);
+        vt_ctx_free(bn->ctx, w->prior);
+        free(w->prior_h);
         free(w);
     }
-    free(bn->params);
-    free(bn->grads);
+    vt_ctx_free(bn->ctx, bn->params);
+    vt_ctx_free(bn->ctx, bn->grads);
     free(bn);
 }
 
 void vt_bottleneck_zero_grad(vt_bottleneck *bn) {
-    memset(bn->grads, 0, bn->num_params * sizeof(float));
+    vt_ctx_memset_zero(bn->ctx, bn->grads, bn->num_params * sizeof(float));
 }
 
 /* Box-Muller keeping both outputs of each pair of uniforms (half the log,
@@ -249,50 +267,35 @@ static vt_status head_forward(vt_bottleneck *bn, const vt_bottleneck_head *hd, i
 
 /* The prior actually used: N(0, I), or the learnable vectors with the
  * log-variance clamped (the gradient passes the clamp straight through, as
- * the reference's in-place .data clamp does). */
-static void prior_values(vt_bottleneck *bn) {
+ * the reference's in-place .data clamp does). Copied into ctx memory. */
+static vt_status prior_values(vt_bottleneck *bn, vt_error *err) {
     vt_bottleneck_work *w = bn->work;
-    int D = bn->cfg.hidden;
-    float c = bn->cfg.logvar_clamp;
-    for (int d = 0; d < D; d++) {
-        if (bn->cfg.learnable_prior) {
-            w->pmu_v[d] = bn->w.prior_mu_v[d];
-            w->pmu_t[d] = bn->w.prior_mu_t[d];
-            w->plv_v[d] = fminf(fmaxf(bn->w.prior_logvar_v[d], -c), c);
-            w->plv_t[d] = fminf(fmaxf(bn->w.prior_logvar_t[d], -c), c);
-        } else {
-            w->pmu_v[d] = w->pmu_t[d] = w->plv_v[d] = w->plv_t[d] = 0.0f;
+    size_t D = (size_t)bn->cfg.hidden, bytes = 4 * D * sizeof(float);
+    float *p = w->prior_h, c = bn->cfg.logvar_clamp;
+    if (!bn->cfg.learnable_prior) {
+        memset(p, 0, bytes);
+    } else {
+        /* the four prior tensors are the buffer's last 4D floats, in this order */
+        if (vt_ctx_memcpy_d2h(bn->ctx, p, bn->w.prior_mu_v, bytes)) return ctx_fail(bn, err);
+        for (size_t d = 0; d < D; d++) {
+            p[D + d] = fminf(fmaxf(p[D + d], -c), c);
+            p[3 * D + d] = fminf(fmaxf(p[3 * D + d], -c), c);
         }
-        w->ip_v[d] = exp(-(double)w->plv_v[d]);
-        w->ip_t[d] = exp(-(double)w->plv_t[d]);
     }
+    if (vt_ctx_memcpy_h2d(bn->ctx, w->prior, p, bytes)) return ctx_fail(bn, err);
+    return VT_OK;
 }
 
-/* Clamps log sigma^2, mixes the rows back into h and returns the KL sum
- * over counted rows of gathered rows [r0, r0 + n). */
-static double mix_and_kl(vt_bottleneck *bn, float *h, int r0, int n, const float *pmu,
-                         const float *plv, const double *ipv) {
-    vt_bottleneck_work *w = bn->work;
-    int D = bn->cfg.hidden;
-    float c = bn->cfg.logvar_clamp, a = w->alpha;
-    double lw = bn->cfg.kl == VT_BN_KL_TEXTBOOK ? 1.0 : 0.5;
-    double sum = 0.0;
-    for (int i = r0; i < r0 + n; i++) {
-        float *mu = w->o + (size_t)i * 2 * D, *lv = mu + D;
-        const float *x = w->x + (size_t)i * D, *e = w->eps + (size_t)i * D;
-        float *out = h + (size_t)w->rows[i] * D;
-        for (int d = 0; d < D; d++) {
-            lv[d] = fminf(fmaxf(lv[d], -c), c);
-            float s = expf(0.5f * lv[d]);
-            float z = w->train ? mu[d] + s * e[d] : mu[d];
-            out[d] = (1.0f - a) * x[d] + a * z;
-            if (w->counted[i]) {
-                double dm = (double)mu[d] - pmu[d], ip = ipv[d];
-                sum += 0.5 * (lw * ((double)plv[d] - lv[d]) + ((double)s * s + dm * dm) * ip - 1.0);
-            }
-        }
-    }
-    return sum;
+/* The op's view of gathered rows [r0, r0 + n) of one modality (0 visual, 1 text). */
+static vt_vib_rows vib_rows(const vt_bottleneck *bn, int r0, int n, int modality) {
+    const vt_bottleneck_work *w = bn->work;
+    size_t D = (size_t)bn->cfg.hidden;
+    return (vt_vib_rows){.n = n, .width = (int)D, .rows = w->rows + r0, .counted = w->counted + r0,
+                         .x = w->x + r0 * D, .o = w->o + r0 * 2 * D, .eps = w->train ? w->eps + r0 * D : NULL,
+                         .prior_mu = w->prior + 2 * (size_t)modality * D,
+                         .prior_logvar = w->prior + (2 * (size_t)modality + 1) * D, .alpha = w->alpha,
+                         .logvar_clamp = bn->cfg.logvar_clamp,
+                         .logvar_weight = bn->cfg.kl == VT_BN_KL_TEXTBOOK ? 1.0 : 0.5};
 }
 
 vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role, int N,
@@ -314,21 +317,29 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
             bool vis = role[r] == VT_BN_VISUAL;
             bool txt = role[r] == VT_BN_TEXT || role[r] == VT_BN_TEXT_KL;
             if (!(pass == 0 ? vis : txt)) continue;
-            w->rows[k] = r;
-            w->counted[k] = role[r] == VT_BN_VISUAL || role[r] == VT_BN_TEXT_KL;
-            if (w->counted[k]) *(pass == 0 ? &cv : &ct) += 1;
-            memcpy(w->x + (size_t)k * D, h + (size_t)r * D, D * sizeof(float));
-            if (eps) memcpy(w->eps + (size_t)k * D, eps + (size_t)r * D, D * sizeof(float));
+            w->rows_h[k] = r;
+            w->counted_h[k] = role[r] == VT_BN_VISUAL || role[r] == VT_BN_TEXT_KL;
+            if (w->counted_h[k]) *(pass == 0 ? &cv : &ct) += 1;
+            if (eps) memcpy(w->eps_h + (size_t)k * D, eps + (size_t)r * D, D * sizeof(float));
             k++;
         }
         if (pass == 0) w->nv = k;
     }
     w->nt = k - w->nv;
+    if (vt_ctx_memcpy_h2d(bn->ctx, w->rows, w->rows_h, (size_t)k * sizeof(int32_t)) ||
+        vt_ctx_memcpy_h2d(bn->ctx, w->counted, w->counted_h, (size_t)k) ||
+        (eps && vt_ctx_memcpy_h2d(bn->ctx, w->eps, w->eps_h, (size_t)k * D * sizeof(float))) ||
+        vt_rows_gather(bn->ctx, w->x, h, w->rows, k, (int)D))
+        return ctx_fail(bn, err);
     if ((st = head_forward(bn, &bn->w.v, 0, w->nv, err))) return st;
     if ((st = head_forward(bn, &bn->w.t, w->nv, w->nt, err))) return st;
-    prior_values(bn);
-    double sv = mix_and_kl(bn, h, 0, w->nv, w->pmu_v, w->plv_v, w->ip_v);
-    double sn = mix_and_kl(bn, h, w->nv, w->nt, w->pmu_t, w->plv_t, w->ip_t);
+    if ((st = prior_values(bn, err))) return st;
+    vt_vib_rows rv = vib_rows(bn, 0, w->nv, 0), rt = vib_rows(bn, w->nv, w->nt, 1);
+    if (vt_vib_forward(bn->ctx, &rv, h, w->kl_rows) || vt_vib_forward(bn->ctx, &rt, h, w->kl_rows + w->nv) ||
+        vt_ctx_memcpy_d2h(bn->ctx, w->kl_h, w->kl_rows, (size_t)k * sizeof(double)))
+        return ctx_fail(bn, err);
+    double sv = 0.0, sn = 0.0;
+    for (int i = 0; i < k; i++) *(i < w->nv ? &sv : &sn) += w->kl_h[i];
     bn->count_v = cv;
     bn->count_t = ct;
     bn->kl_v = cv ? sv / ((double)cv * D) : 0.0;
@@ -345,55 +356,19 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
 
 /* ---- backward ---- */
 
-/* d_o for gathered rows [r0, r0 + n) from dh' (the z path) and the KL
- * (coefficient kc per element, 0 when the term does not count); the prior
- * gradients go to gpmu/gplv (NULL for a fixed prior); d_x gets the direct
- * (1 - alpha) path. */
-static void mix_backward(vt_bottleneck *bn, const float *dh, int r0, int n, double kc,
-                         const float *pmu, const double *ipv, float *gpmu, float *gplv) {
-    vt_bottleneck_work *w = bn->work;
-    int D = bn->cfg.hidden;
-    float a = w->alpha;
-    double lw = bn->cfg.kl == VT_BN_KL_TEXTBOOK ? 1.0 : 0.5;
-    for (int i = r0; i < r0 + n; i++) {
-        const float *mu = w->o + (size_t)i * 2 * D, *lv = mu + D;
-        const float *e = w->eps + (size_t)i * D, *G = dh + (size_t)w->rows[i] * D;
-        float *dmu = w->d_o + (size_t)i * 2 * D, *dlv = dmu + D, *dx = w->d_x + (size_t)i * D;
-        for (int d = 0; d < D; d++) {
-            float s = expf(0.5f * lv[d]);
-            dx[d] = (1.0f - a) * G[d];
-            double gm = a * G[d];
-            double gl = w->train ? a * G[d] * e[d] * 0.5 * s : 0.0;
-            if (w->counted[i] && kc != 0.0) {
-                double dm = (double)mu[d] - pmu[d], ip = ipv[d];
-                double s2 = (double)s * s;
-                gm += kc * dm * ip;
-                gl += kc * 0.5 * (s2 * ip - lw);
-                if (gpmu) {
-                    gpmu[d] -= (float)(kc * dm * ip);
-                    gplv[d] += (float)(kc * 0.5 * (lw - (s2 + dm * dm) * ip));
-                }
-            }
-            dmu[d] = (float)gm;
-            dlv[d] = (float)gl; /* straight through the log-variance clamp */
-        }
-    }
-}
-
 static vt_status head_backward(vt_bottleneck *bn, const vt_bottleneck_head *hw,
                                const vt_bottleneck_head *hg, int r0, int n, vt_error *err) {
     if (n == 0) return VT_OK;
     vt_bottleneck_work *w = bn->work;
     int D = bn->cfg.hidden;
     size_t o1 = (size_t)r0 * D, o2 = (size_t)r0 * 2 * D;
-    memset(w->d_g + o1, 0, (size_t)n * D * sizeof(float));
-    if (vt_linear_backward(bn->ctx, w->d_g + o1, hg->fc2_w, hg->fc2_b, w->d_o + o2, w->g + o1,
-                           hw->fc2_w, n, D, 2 * D))
-        return ctx_fail(bn, err);
-    /* dL/da1 = gelu'(a1) * dL/dg, written into the (now consumed) d_o rows. */
+    /* dL/da1 = gelu'(a1) * dL/dg is written into the (then consumed) d_o rows. */
     float *da1 = w->d_o + o2;
-    memset(da1, 0, (size_t)n * D * sizeof(float));
-    if (vt_activation_backward(bn->ctx, VT_ACT_GELU, da1, w->d_g + o1, w->a1 + o1, (size_t)n * D) ||
+    if (vt_ctx_memset_zero(bn->ctx, w->d_g + o1, (size_t)n * D * sizeof(float)) ||
+        vt_linear_backward(bn->ctx, w->d_g + o1, hg->fc2_w, hg->fc2_b, w->d_o + o2, w->g + o1,
+                           hw->fc2_w, n, D, 2 * D) ||
+        vt_ctx_memset_zero(bn->ctx, da1, (size_t)n * D * sizeof(float)) ||
+        vt_activation_backward(bn->ctx, VT_ACT_GELU, da1, w->d_g + o1, w->a1 + o1, (size_t)n * D) ||
         vt_linear_backward(bn->ctx, w->d_x + o1, hg->fc1_w, hg->fc1_b, da1, w->x + o1, hw->fc1_w,
                            n, D, D))
         return ctx_fail(bn, err);
@@ -414,15 +389,15 @@ vt_status vt_bottleneck_backward2(vt_bottleneck *bn, float *dh, float scale_v, f
     double kt = (bn->count_t && !w->kl_t_clamped)
                     ? (double)scale_t * bn->cfg.beta_t / ((double)bn->count_t * D) : 0.0;
     bool lp = bn->cfg.learnable_prior;
-    mix_backward(bn, dh, 0, w->nv, kv, w->pmu_v, w->ip_v, lp ? bn->g.prior_mu_v : NULL,
-                 lp ? bn->g.prior_logvar_v : NULL);
-    mix_backward(bn, dh, w->nv, w->nt, kt, w->pmu_t, w->ip_t, lp ? bn->g.prior_mu_t : NULL,
-                 lp ? bn->g.prior_logvar_t : NULL);
+    vt_vib_rows rv = vib_rows(bn, 0, w->nv, 0), rt = vib_rows(bn, w->nv, w->nt, 1);
+    if (vt_vib_backward(bn->ctx, &rv, dh, kv, w->d_o, w->d_x, lp ? bn->g.prior_mu_v : NULL,
+                        lp ? bn->g.prior_logvar_v : NULL) ||
+        vt_vib_backward(bn->ctx, &rt, dh, kt, w->d_o + (size_t)w->nv * 2 * D, w->d_x + (size_t)w->nv * D,
+                        lp ? bn->g.prior_mu_t : NULL, lp ? bn->g.prior_logvar_t : NULL))
+        return ctx_fail(bn, err);
     vt_status st = head_backward(bn, &bn->w.v, &bn->g.v, 0, w->nv, err);
     if (!st) st = head_backward(bn, &bn->w.t, &bn->g.t, w->nv, w->nt, err);
     if (st) return st;
-    int k = w->nv + w->nt;
-    for (int i = 0; i < k; i++)
-        memcpy(dh + (size_t)w->rows[i] * D, w->d_x + (size_t)i * D, D * sizeof(float));
+    if (vt_rows_scatter(bn->ctx, dh, w->d_x, w->rows, w->nv + w->nt, (int)D, false)) return ctx_fail(bn, err);
     return VT_OK;
 }

@@ -5,10 +5,12 @@
  * beta_v KL_v + beta_t KL_t against a fixed N(0, I) or a learnable prior.
  *
  * llm.c style: parameters and gradients are one flat buffer each with named
- * views. The heads run on the ops' vt_ctx (linear, GELU); the reparameterise,
- * mix and KL loops run on host memory, so the layer needs a CPU ctx (a CUDA
- * ctx is VT_ERR_DEVICE at create). Rows are tokens of a [N, D] hidden-state
- * buffer; each row has a role saying which head, if any, touches it. */
+ * views, in the ctx's memory (the device on CUDA), and every pass runs as
+ * ops on that ctx: row gather/scatter (ops/rows.h), the heads (linear,
+ * GELU) and the reparameterise-mix-KL step (ops/vib.h). Only the row lists
+ * and the per-row KL sums cross to the host. Rows are tokens of a [N, D]
+ * hidden-state buffer (ctx memory); each row has a role (host) saying which
+ * head, if any, touches it. */
 #ifndef VT_TRAINER_BOTTLENECK_H
 #define VT_TRAINER_BOTTLENECK_H
 
@@ -92,7 +94,7 @@ typedef struct vt_bottleneck_work vt_bottleneck_work; /* activations (private) *
 typedef struct vt_bottleneck {
     vt_bottleneck_config cfg;
     vt_ctx *ctx; /* borrowed */
-    float *params, *grads; /* num_params floats each, host (CPU ctx) memory */
+    float *params, *grads; /* num_params floats each, in ctx memory */
     size_t num_params;
     vt_bottleneck_views w, g;
     int ntensors;
@@ -115,13 +117,13 @@ void vt_bottleneck_free(vt_bottleneck *bn);
  * vt_hash4(seed, step, micro, rank)), so a resumed run draws the same noise. */
 void vt_bottleneck_noise(float *eps, size_t n, uint64_t key);
 
-/* h [N, D] is replaced in place by h'. role [N] as above. eps [N, D] is the
- * training noise (rows of PASS rows are ignored); eps NULL = inference (z =
+/* h [N, D] (ctx memory) is replaced in place by h'. role [N] (host) as
+ * above. eps [N, D] (host) is the training noise (rows of PASS rows are ignored); eps NULL = inference (z =
  * mu). Computes kl_v, kl_t, loss and keeps what backward needs (eps is
  * copied). Rows may be any mix of roles; N may change between calls. */
 vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role, int N,
                                 float alpha, const float *eps, vt_error *err);
-/* Backward of the last forward. dh [N, D] holds dL/dh' on entry and dL/dh on
+/* Backward of the last forward. dh [N, D] (ctx memory) holds dL/dh' on entry and dL/dh on
  * return (in place). kl_scale multiplies the gradient of bn->loss (1 when the
  * total is CE + loss; 0 to skip the KL). ADDS into bn->grads. */
 vt_status vt_bottleneck_backward(vt_bottleneck *bn, float *dh, float kl_scale, vt_error *err);

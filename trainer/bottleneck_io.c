@@ -28,18 +28,29 @@ vt_status vt_bottleneck_save(const vt_bottleneck *bn, const char *path, vt_error
                         "vittle_prior", c->learnable_prior ? "learnable" : "fixed",
                         "vittle_kl", c->kl == VT_BN_KL_REFERENCE ? "reference" : "textbook"};
     for (size_t i = 0; i + 1 < sizeof kv / sizeof kv[0] && !st; i += 2) st = vt_st_writer_meta(w, kv[i], kv[i + 1], err);
+    /* the parameters live in the layer's ctx memory: stage them on the host */
+    float *host = malloc((bn->num_params ? bn->num_params : 1) * sizeof(float));
+    if (!st && !host) st = vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    if (!st && vt_ctx_memcpy_d2h(bn->ctx, host, bn->params, bn->num_params * sizeof(float)))
+        st = vt_fail(err, VT_ERR_DEVICE, "%s: %s", path, vt_ctx_error(bn->ctx)->msg);
     for (int i = 0; i < bn->ntensors && !st; i++) {
         const vt_bottleneck_tensor *t = &bn->tensors[i];
-        st = vt_st_writer_add(w, t->name, VT_ST_F32, t->ndim, t->shape, bn->params + t->offset, err);
+        st = vt_st_writer_add(w, t->name, VT_ST_F32, t->ndim, t->shape, host + t->offset, err);
     }
     if (!st) st = vt_st_writer_write(w, path, err);
     vt_st_writer_free(w);
+    free(host);
     return st;
 }
 
 vt_status vt_bottleneck_load(vt_bottleneck *bn, const char *path, vt_error *err) {
     vt_st_flat *t = malloc((size_t)bn->ntensors * sizeof *t);
-    if (!t) return vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    float *host = malloc((bn->num_params ? bn->num_params : 1) * sizeof(float));
+    if (!t || !host) {
+        free(t);
+        free(host);
+        return vt_fail(err, VT_ERR_NOMEM, "%s: no memory", path);
+    }
     for (int k = 0; k < bn->ntensors; k++) {
         const vt_bottleneck_tensor *b = &bn->tensors[k];
         t[k] = (vt_st_flat){b->name, b->ndim, b->shape, b->offset, b->numel};
@@ -48,9 +59,12 @@ vt_status vt_bottleneck_load(vt_bottleneck *bn, const char *path, vt_error *err)
     snprintf(owner, sizeof owner, "the layer's (hidden %d)", bn->cfg.hidden);
     vt_st_file *f = NULL;
     vt_status st = vt_st_open(path, &f, err);
-    if (!st) st = vt_st_read_flat(f, path, t, bn->ntensors, bn->params, "prior or width differs?", owner, err);
+    if (!st) st = vt_st_read_flat(f, path, t, bn->ntensors, host, "prior or width differs?", owner, err);
+    if (!st && vt_ctx_memcpy_h2d(bn->ctx, bn->params, host, bn->num_params * sizeof(float)))
+        st = vt_fail(err, VT_ERR_DEVICE, "%s: %s", path, vt_ctx_error(bn->ctx)->msg);
     vt_st_close(f);
     free(t);
+    free(host);
     return st;
 }
 

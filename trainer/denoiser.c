@@ -2,7 +2,11 @@
  * blocks with adaLN-Zero, final layer, MSE) and backward on flat buffers.
  * Rows: cond rows are images x tokens (Ni = n_img N); denoiser rows are
  * samples x tokens (R = B N with B = n_img K samples, sample b = i K + k
- * belongs to image i = b / K). */
+ * belongs to image i = b / K). Every layer runs as ops on the ctx (the
+ * device on CUDA); the inputs drawn on the host (targets, timesteps, noise,
+ * hence the noisy input x_t and the timestep features) are uploaded, and
+ * the prediction comes back for the MSE, which is summed on the host in
+ * double. */
 #include "trainer/denoiser.h"
 
 #include <math.h>
@@ -12,9 +16,12 @@
 
 #include "common/rng.h"
 #include "ops/activation.h"
+#include "ops/adaln.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/rows.h"
 
 #define COND_LN_EPS 1e-5f  /* the condition's LayerNorm (torch default) */
 #define BLOCK_LN_EPS 1e-6f /* DiT's LayerNorms */
@@ -28,10 +35,11 @@ typedef struct dit_acts {
 struct vt_denoiser_work {
     int cap;       /* images the buffers hold */
     bool ready;    /* a forward has run */
-    float *slab;
-    /* inputs (copied) */
-    float *cond, *target, *eps;
-    int32_t *t;
+    float *slab;   /* ctx memory: everything below except the host part */
+    int32_t *idx;  /* ctx memory: the row maps below */
+    float *host;   /* host memory: the host part below */
+    /* the condition (copied) [Ni, D] */
+    float *cond;
     /* condition path [Ni, .] */
     float *hn, *mean0, *rstd0, *hs, *z;
     /* timestep path [B, .] */
@@ -43,6 +51,12 @@ struct vt_denoiser_work {
     /* backward scratch */
     float *dout, *dy, *dx, *d1, *dm, *dao, *dq, *dk, *dv, *dmod, *df1g, *df1, *dsc, *dc;
     float *dz, *dtemb, *dt1s, *dt1, *dhs, *dhn;
+    /* row maps (ctx): row r -> its condition row, sample, position; and the
+     * CSR lists that sum rows back per condition row and per sample */
+    int32_t *row_z, *row_b, *row_p, *z_off, *z_src, *b_off, *b_src;
+    /* host part: the inputs drawn on the host, and the MSE's operands */
+    float *target_h, *eps_h, *xt_h, *tf_h, *out_h, *dout_h;
+    int32_t *t_h, *idx_h; /* timesteps [B]; the host twin of idx */
 };
 
 void vt_denoiser_config_default(vt_denoiser_config *c) {
@@ -249,8 +263,6 @@ static void sincos_2d(float *pos, int grid, int W) {
 vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_config *cfg,
                              uint64_t seed, vt_error *err) {
     *out = NULL;
-    if (vt_ctx_backend(ctx) != VT_BACKEND_CPU)
-        return vt_fail(err, VT_ERR_DEVICE, "ross: the denoiser runs on the CPU backend only");
     vt_denoiser_config c = *cfg;
     vt_status st = vt_denoiser_config_resolve(&c, cfg->cond_dim, cfg->grid, cfg->target_dim, err);
     if (st) return st;
@@ -264,10 +276,10 @@ vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_c
     dn->w.blocks = calloc((size_t)c.depth, sizeof(vt_dit_block));
     dn->g.blocks = calloc((size_t)c.depth, sizeof(vt_dit_block));
     dn->alpha_bar = malloc((size_t)c.steps * sizeof(double));
-    dn->pos = malloc((size_t)N * (size_t)W * sizeof(float));
+    float *pos = malloc((size_t)N * (size_t)W * sizeof(float)), *init = NULL;
     dn->work = calloc(1, sizeof *dn->work);
     if (dn->work) dn->work->blk = calloc((size_t)c.depth, sizeof(dit_acts));
-    if (!dn->tensors || !dn->w.blocks || !dn->g.blocks || !dn->alpha_bar || !dn->pos || !dn->work ||
+    if (!dn->tensors || !dn->w.blocks || !dn->g.blocks || !dn->alpha_bar || !pos || !dn->work ||
         !dn->work->blk)
         goto nomem;
     size_t off = 0;
@@ -291,9 +303,10 @@ vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_c
     add_linear(dn, "ross.final.adaln", 2 * W, W, &off);
     add_linear(dn, "ross.final.linear", C, W, &off);
     dn->num_params = off;
-    dn->params = calloc(off, sizeof(float));
-    dn->grads = calloc(off, sizeof(float));
-    if (!dn->params || !dn->grads) goto nomem;
+    if (!(init = calloc(off, sizeof(float))) || vt_ctx_alloc(ctx, (void **)&dn->params, off * sizeof(float)) ||
+        vt_ctx_alloc(ctx, (void **)&dn->grads, off * sizeof(float)) ||
+        vt_ctx_alloc(ctx, (void **)&dn->pos, (size_t)N * (size_t)W * sizeof(float)))
+        goto nomem;
     set_views(dn, dn->params, &dn->w);
     set_views(dn, dn->grads, &dn->g);
     for (int i = 0; i < dn->ntensors; i++) {
@@ -302,7 +315,7 @@ vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_c
         if (kind == INIT_ZERO) continue;
         vt_rng r;
         vt_rng_init(&r, vt_hash_bytes(t->name, strlen(t->name), seed));
-        float *p = dn->params + t->offset;
+        float *p = init + t->offset;
         /* xavier_uniform: U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
         double bound = sqrt(6.0 / (double)(t->shape[0] + t->shape[1]));
         for (size_t k = 0; k < t->numel; k++)
@@ -310,10 +323,21 @@ vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_c
                                        : (float)((2.0 * vt_rng_uniform_double(&r) - 1.0) * bound);
     }
     vt_ross_cosine_schedule(c.steps, dn->alpha_bar);
-    sincos_2d(dn->pos, c.grid, (int)W);
+    sincos_2d(pos, c.grid, (int)W);
+    if (vt_ctx_memcpy_h2d(ctx, dn->params, init, off * sizeof(float)) ||
+        vt_ctx_memcpy_h2d(ctx, dn->pos, pos, (size_t)N * (size_t)W * sizeof(float))) {
+        free(pos);
+        free(init);
+        vt_denoiser_free(dn);
+        return vt_fail(err, VT_ERR_DEVICE, "ross: %s", vt_ctx_error(ctx)->msg);
+    }
+    free(pos);
+    free(init);
     *out = dn;
     return VT_OK;
 nomem:
+    free(pos);
+    free(init);
     vt_denoiser_free(dn);
     return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for the denoiser");
 }
@@ -321,7 +345,9 @@ nomem:
 void vt_denoiser_free(vt_denoiser *dn) {
     if (!dn) return;
     if (dn->work) {
-        free(dn->work->slab);
+        vt_ctx_free(dn->ctx, dn->work->slab);
+        vt_ctx_free(dn->ctx, dn->work->idx);
+        free(dn->work->host);
         free(dn->work->blk);
         free(dn->work);
     }
@@ -329,22 +355,22 @@ void vt_denoiser_free(vt_denoiser *dn) {
     free(dn->w.blocks);
     free(dn->g.blocks);
     free(dn->alpha_bar);
-    free(dn->pos);
-    free(dn->params);
-    free(dn->grads);
+    vt_ctx_free(dn->ctx, dn->pos);
+    vt_ctx_free(dn->ctx, dn->params);
+    vt_ctx_free(dn->ctx, dn->grads);
     free(dn);
 }
 
 void vt_denoiser_zero_grad(vt_denoiser *dn) {
-    memset(dn->grads, 0, dn->num_params * sizeof(float));
+    vt_ctx_memset_zero(dn->ctx, dn->grads, dn->num_params * sizeof(float));
 }
 
-const float *vt_denoiser_prediction(const vt_denoiser *dn) { return dn->work->out; }
+const float *vt_denoiser_prediction(const vt_denoiser *dn) { return dn->work->out_h; }
 
 /* ---- activation memory ---- */
 
-/* Carves the work buffers for n_img images out of base (NULL: only counts).
- * Returns the floats needed. */
+/* Carves the ctx work buffers for n_img images out of base (NULL: only
+ * counts). Returns the floats needed. */
 static size_t layout(vt_denoiser *dn, int n_img, float *base) {
     const vt_denoiser_config *c = &dn->cfg;
     vt_denoiser_work *w = dn->work;
@@ -354,11 +380,6 @@ static size_t layout(vt_denoiser *dn, int n_img, float *base) {
     size_t H = (size_t)c->heads, off = 0;
 #define TAKE(p, n) do { if (base) (p) = base + off; off += ((n) + 15) & ~(size_t)15; } while (0)
     TAKE(w->cond, Ni * D);
-    TAKE(w->target, Ni * C);
-    TAKE(w->eps, R * C);
-    float *tbuf = NULL;
-    TAKE(tbuf, B); /* int32 timesteps share the float slab (same size) */
-    if (base) w->t = (int32_t *)(void *)tbuf;
     TAKE(w->hn, Ni * D); TAKE(w->mean0, Ni); TAKE(w->rstd0, Ni); TAKE(w->hs, Ni * D);
     TAKE(w->z, Ni * W);
     TAKE(w->tf, B * F); TAKE(w->t1, B * W); TAKE(w->t1s, B * W); TAKE(w->temb, B * W);
@@ -384,22 +405,81 @@ static size_t layout(vt_denoiser *dn, int n_img, float *base) {
     return off;
 }
 
+/* The host part and the row maps for n_img images, carved out of host and
+ * of idx (ctx) / idx_h (host, the same layout: maps are built on the host
+ * and uploaded whole; its first B ints hold the timesteps). NULL bases only
+ * count: returns the floats of the host part, *ints the int32s of a map block. */
+static size_t layout_host(vt_denoiser *dn, int n_img, float *host, int32_t *idx, int32_t *idx_h, size_t *ints) {
+    const vt_denoiser_config *c = &dn->cfg;
+    vt_denoiser_work *w = dn->work;
+    size_t N = (size_t)c->grid * c->grid, K = (size_t)draws_of(c), Ni = (size_t)n_img * N;
+    size_t B = (size_t)n_img * K, R = B * N, C = (size_t)c->target_dim, F = (size_t)c->freq_dim, off = 0;
+#define TAKE(p, n) do { if (host) (p) = host + off; off += (n); } while (0)
+    TAKE(w->target_h, Ni * C); TAKE(w->eps_h, R * C); TAKE(w->xt_h, R * C); TAKE(w->tf_h, B * F);
+    TAKE(w->out_h, R * C); TAKE(w->dout_h, R * C);
+#undef TAKE
+    if (idx_h) w->t_h = idx_h;
+    size_t n = B;
+#define TAKEI(p, k) do { if (idx) (p) = idx + n; n += (k); } while (0)
+    TAKEI(w->row_z, R); TAKEI(w->row_b, R); TAKEI(w->row_p, R);
+    TAKEI(w->z_off, Ni + 1); TAKEI(w->z_src, R); TAKEI(w->b_off, B + 1); TAKEI(w->b_src, R);
+#undef TAKEI
+    *ints = n;
+    return off;
+}
+
 static vt_status grow(vt_denoiser *dn, int n_img, vt_error *err) {
     vt_denoiser_work *w = dn->work;
-    if (n_img <= w->cap && w->slab) {
-        layout(dn, n_img, w->slab); /* same slab, views for this n_img */
+    size_t ints = 0;
+    if (n_img <= w->cap && w->slab) { /* same buffers, views for this n_img */
+        layout(dn, n_img, w->slab);
+        layout_host(dn, n_img, w->host, w->idx, w->idx_h, &ints);
         return VT_OK;
     }
-    size_t need = layout(dn, n_img, NULL);
-    free(w->slab);
-    w->slab = malloc((need ? need : 1) * sizeof(float));
-    if (!w->slab) {
-        w->cap = 0;
+    size_t need = layout(dn, n_img, NULL), hneed = layout_host(dn, n_img, NULL, NULL, NULL, &ints);
+    vt_ctx_free(dn->ctx, w->slab);
+    vt_ctx_free(dn->ctx, w->idx);
+    free(w->host);
+    free(w->idx_h);
+    w->slab = NULL, w->idx = NULL, w->cap = 0;
+    w->host = malloc((hneed ? hneed : 1) * sizeof(float));
+    w->idx_h = malloc(ints * sizeof(int32_t));
+    if (!w->host || !w->idx_h || vt_ctx_alloc(dn->ctx, (void **)&w->slab, (need ? need : 1) * sizeof(float)) ||
+        vt_ctx_alloc(dn->ctx, (void **)&w->idx, ints * sizeof(int32_t)))
         return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for %d images (%zu floats)", n_img, need);
-    }
     w->cap = n_img;
     layout(dn, n_img, w->slab);
+    layout_host(dn, n_img, w->host, w->idx, w->idx_h, &ints);
     return VT_OK;
+}
+
+/* The row maps of n_img images (host, in idx_h), uploaded to idx: row r =
+ * (b, n) of sample b = i K + k reads condition row i N + n, sample b and
+ * position n; the CSR lists gather the rows of each condition row (over the
+ * draws) and of each sample (over the tokens) in row order. */
+static vt_status upload_maps(vt_denoiser *dn, int n_img) {
+    vt_denoiser_work *w = dn->work;
+    size_t N = (size_t)dn->cfg.grid * dn->cfg.grid, K = (size_t)draws_of(&dn->cfg);
+    size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N;
+#define H(p) (w->idx_h + ((p) - w->idx))
+    int32_t *rz = H(w->row_z), *rb = H(w->row_b), *rp = H(w->row_p);
+    int32_t *zo = H(w->z_off), *zs = H(w->z_src), *bo = H(w->b_off), *bs = H(w->b_src);
+#undef H
+    for (size_t r = 0; r < R; r++) {
+        size_t b = r / N, n = r % N;
+        rz[r] = (int32_t)((b / K) * N + n);
+        rb[r] = (int32_t)b;
+        rp[r] = (int32_t)n;
+        bs[r] = (int32_t)r; /* a sample's rows are contiguous */
+    }
+    for (size_t b = 0; b <= B; b++) bo[b] = (int32_t)(b * N);
+    for (size_t j = 0; j < Ni; j++) { /* condition row (i, n): rows (i K + k, n), k < K */
+        zo[j] = (int32_t)(j * K);
+        for (size_t k = 0; k < K; k++) zs[j * K + k] = (int32_t)(((j / N) * K + k) * N + j % N);
+    }
+    zo[Ni] = (int32_t)(Ni * K);
+    size_t ints = (size_t)(w->b_src - w->idx) + R;
+    return vt_ctx_memcpy_h2d(dn->ctx, w->idx, w->idx_h, ints * sizeof(int32_t));
 }
 
 /* ---- forward ---- */
@@ -410,27 +490,6 @@ static vt_status ctx_fail(vt_denoiser *dn, vt_error *err) {
 }
 
 #define OPS(call) do { if (call) return ctx_fail(dn, err); } while (0)
-
-/* x * (1 + scale) + shift per row; shift/scale are column offsets into mod
- * rows of width mw. */
-static void modulate(float *out, const float *x, const float *mod, int mw, int shift, int scale,
-                     size_t R, int W) {
-    for (size_t r = 0; r < R; r++) {
-        const float *xr = x + r * W, *m = mod + r * mw;
-        float *o = out + r * W;
-        for (int j = 0; j < W; j++) o[j] = xr[j] * (1.0f + m[scale + j]) + m[shift + j];
-    }
-}
-
-/* out = x + gate * y (gate at column offset goff of mod rows). */
-static void gated_add(float *out, const float *x, const float *y, const float *mod, int mw,
-                      int goff, size_t R, int W) {
-    for (size_t r = 0; r < R; r++) {
-        const float *xr = x + r * W, *yr = y + r * W, *g = mod + r * mw + goff;
-        float *o = out + r * W;
-        for (int j = 0; j < W; j++) o[j] = xr[j] + g[j] * yr[j];
-    }
-}
 
 static vt_status block_forward(vt_denoiser *dn, int l, size_t B, vt_error *err) {
     const vt_denoiser_config *c = &dn->cfg;
@@ -444,21 +503,21 @@ static vt_status block_forward(vt_denoiser *dn, int l, size_t B, vt_error *err) 
     OPS(vt_linear_forward(dn->ctx, a->mod, w->sc, p->ada_w, p->ada_b, (int)R, W, 6 * W));
     OPS(vt_layernorm_forward(dn->ctx, a->ln1, a->mean1, a->rstd1, xin, NULL, NULL, (int)R, W,
                              BLOCK_LN_EPS));
-    modulate(a->m1, a->ln1, a->mod, 6 * W, 0, W, R, W);
+    OPS(vt_modulate_forward(dn->ctx, a->m1, a->ln1, a->mod, 6 * W, 0, W, R, W));
     OPS(vt_linear_forward(dn->ctx, a->q, a->m1, p->qkv_w, p->qkv_b, (int)R, W, W));
     OPS(vt_linear_forward(dn->ctx, a->k, a->m1, p->qkv_w + WW, p->qkv_b + W, (int)R, W, W));
     OPS(vt_linear_forward(dn->ctx, a->v, a->m1, p->qkv_w + 2 * WW, p->qkv_b + 2 * W, (int)R, W, W));
     OPS(vt_attention_forward(dn->ctx, a->ao, a->att, a->q, a->k, a->v, NULL, (int)B, N, H, H,
                              W / H, 0));
     OPS(vt_linear_forward(dn->ctx, a->a, a->ao, p->proj_w, p->proj_b, (int)R, W, W));
-    gated_add(a->xmid, xin, a->a, a->mod, 6 * W, 2 * W, R, W);
+    OPS(vt_gated_add_forward(dn->ctx, a->xmid, xin, a->a, a->mod, 6 * W, 2 * W, R, W));
     OPS(vt_layernorm_forward(dn->ctx, a->ln2, a->mean2, a->rstd2, a->xmid, NULL, NULL, (int)R, W,
                              BLOCK_LN_EPS));
-    modulate(a->m2, a->ln2, a->mod, 6 * W, 3 * W, 4 * W, R, W);
+    OPS(vt_modulate_forward(dn->ctx, a->m2, a->ln2, a->mod, 6 * W, 3 * W, 4 * W, R, W));
     OPS(vt_linear_forward(dn->ctx, a->f1, a->m2, p->fc1_w, p->fc1_b, (int)R, W, M));
     OPS(vt_activation_forward(dn->ctx, VT_ACT_GELU_TANH, a->f1g, a->f1, R * (size_t)M));
     OPS(vt_linear_forward(dn->ctx, a->f2, a->f1g, p->fc2_w, p->fc2_b, (int)R, M, W));
-    gated_add(xout, a->xmid, a->f2, a->mod, 6 * W, 5 * W, R, W);
+    OPS(vt_gated_add_forward(dn->ctx, xout, a->xmid, a->f2, a->mod, 6 * W, 5 * W, R, W));
     return VT_OK;
 }
 
@@ -482,60 +541,56 @@ vt_status vt_denoiser_forward(vt_denoiser *dn, const float *cond, const float *t
     int N = c->grid * c->grid, W = c->width, D = c->cond_dim, C = c->target_dim, F = c->freq_dim;
     int K = draws_of(c);
     size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N;
-    memcpy(w->cond, cond, Ni * D * sizeof(float));
-    memcpy(w->target, target, Ni * C * sizeof(float));
-    if (denoise) {
+    if (denoise)
         for (size_t b = 0; b < B; b++)
             if (t[b] < 0 || t[b] >= c->steps)
                 return vt_fail(err, VT_ERR_ARG, "ross: timestep %d of draw %zu is outside [0, %d)",
                                t[b], b, c->steps);
-        memcpy(w->t, t, B * sizeof(int32_t));
-        memcpy(w->eps, eps, R * C * sizeof(float));
+    /* the host inputs: targets, and for DENOISE timesteps, noise, x_t and the timestep features */
+    memcpy(w->target_h, target, Ni * C * sizeof(float));
+    if (denoise) {
+        memcpy(w->t_h, t, B * sizeof(int32_t));
+        memcpy(w->eps_h, eps, R * C * sizeof(float));
+        int half = F / 2;
+        for (size_t b = 0; b < B; b++) {
+            /* [cos(t f), sin(t f)], f_j = 10000^(-j / (F/2)) */
+            for (int j = 0; j < half; j++) {
+                double arg = (double)t[b] * exp(-log(10000.0) * j / half);
+                w->tf_h[b * F + j] = (float)cos(arg);
+                w->tf_h[b * F + half + j] = (float)sin(arg);
+            }
+            double sa = sqrt(dn->alpha_bar[t[b]]), sn = sqrt(1.0 - dn->alpha_bar[t[b]]);
+            for (int n = 0; n < N; n++) {
+                const float *x0 = w->target_h + ((b / K) * N + n) * C, *e = w->eps_h + (b * N + n) * C;
+                float *xt = w->xt_h + (b * N + n) * C;
+                for (int j = 0; j < C; j++) xt[j] = (float)(sa * x0[j] + sn * e[j]);
+            }
+        }
     }
+    if ((st = upload_maps(dn, n_img)) || vt_ctx_memcpy_d2d(dn->ctx, w->cond, cond, Ni * D * sizeof(float)) ||
+        (denoise ? vt_ctx_memcpy_h2d(dn->ctx, w->xt, w->xt_h, R * C * sizeof(float)) ||
+                       vt_ctx_memcpy_h2d(dn->ctx, w->tf, w->tf_h, B * F * sizeof(float))
+                 : vt_ctx_memset_zero(dn->ctx, w->xt, R * C * sizeof(float))))
+        return ctx_fail(dn, err);
     /* condition: hn = LN(h), z = Linear(SiLU(hn)) */
     OPS(vt_layernorm_forward(dn->ctx, w->hn, w->mean0, w->rstd0, w->cond, NULL, NULL, (int)Ni, D,
                              COND_LN_EPS));
     OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->hs, w->hn, Ni * D));
     OPS(vt_linear_forward(dn->ctx, w->z, w->hs, dn->w.z_w, dn->w.z_b, (int)Ni, D, W));
-    /* timestep embedding: [cos(t f), sin(t f)], f_j = 10000^(-j / (F/2)) -> MLP */
+    /* per-row condition c = z[image row] + temb[sample] (sc holds the temb rows for a moment) */
+    OPS(vt_rows_gather(dn->ctx, w->c, w->z, w->row_z, (int)R, W));
     if (denoise) {
-        int half = F / 2;
-        for (size_t b = 0; b < B; b++)
-            for (int j = 0; j < half; j++) {
-                double arg = (double)w->t[b] * exp(-log(10000.0) * j / half);
-                w->tf[b * F + j] = (float)cos(arg);
-                w->tf[b * F + half + j] = (float)sin(arg);
-            }
         OPS(vt_linear_forward(dn->ctx, w->t1, w->tf, dn->w.t1_w, dn->w.t1_b, (int)B, F, W));
         OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->t1s, w->t1, B * W));
         OPS(vt_linear_forward(dn->ctx, w->temb, w->t1s, dn->w.t2_w, dn->w.t2_b, (int)B, W, W));
-    }
-    /* per-row condition c = z[image row] + temb[sample]; noisy input x_t */
-    for (size_t b = 0; b < B; b++) {
-        size_t i = b / K;
-        double sa = 0, sn = 0;
-        if (denoise) {
-            sa = sqrt(dn->alpha_bar[w->t[b]]);
-            sn = sqrt(1.0 - dn->alpha_bar[w->t[b]]);
-        }
-        for (int n = 0; n < N; n++) {
-            size_t r = b * N + n;
-            const float *zr = w->z + (i * N + n) * W;
-            float *cr = w->c + r * W;
-            for (int j = 0; j < W; j++) cr[j] = zr[j] + (denoise ? w->temb[b * W + j] : 0.0f);
-            const float *x0 = w->target + (i * N + n) * C, *e = w->eps + r * C;
-            float *xt = w->xt + r * C;
-            for (int j = 0; j < C; j++) xt[j] = denoise ? (float)(sa * x0[j] + sn * e[j]) : 0.0f;
-        }
+        OPS(vt_rows_gather(dn->ctx, w->sc, w->temb, w->row_b, (int)R, W));
+        OPS(vt_residual_forward(dn->ctx, w->c, w->c, w->sc, R * W));
     }
     OPS(vt_activation_forward(dn->ctx, VT_ACT_SILU, w->sc, w->c, R * W));
-    /* x = Linear(x_t) + pos */
+    /* x = Linear(x_t) + pos (dx holds the position rows for a moment) */
     OPS(vt_linear_forward(dn->ctx, w->xs, w->xt, dn->w.x_w, dn->w.x_b, (int)R, C, W));
-    for (size_t r = 0; r < R; r++) {
-        const float *pr = dn->pos + (r % N) * W;
-        float *xr = w->xs + r * W;
-        for (int j = 0; j < W; j++) xr[j] += pr[j];
-    }
+    OPS(vt_rows_gather(dn->ctx, w->dx, dn->pos, w->row_p, (int)R, W));
+    OPS(vt_residual_forward(dn->ctx, w->xs, w->xs, w->dx, R * W));
     for (int l = 0; l < c->depth; l++)
         if ((st = block_forward(dn, l, B, err))) return st;
     /* final layer */
@@ -543,13 +598,14 @@ vt_status vt_denoiser_forward(vt_denoiser *dn, const float *cond, const float *t
     OPS(vt_linear_forward(dn->ctx, w->modf, w->sc, dn->w.fada_w, dn->w.fada_b, (int)R, W, 2 * W));
     OPS(vt_layernorm_forward(dn->ctx, w->lnf, w->meanf, w->rstdf, xl, NULL, NULL, (int)R, W,
                              BLOCK_LN_EPS));
-    modulate(w->y, w->lnf, w->modf, 2 * W, 0, W, R, W);
+    OPS(vt_modulate_forward(dn->ctx, w->y, w->lnf, w->modf, 2 * W, 0, W, R, W));
     OPS(vt_linear_forward(dn->ctx, w->out, w->y, dn->w.out_w, dn->w.out_b, (int)R, W, C));
-    /* MSE against eps (DENOISE) or the target (REGRESS) */
+    /* MSE against eps (DENOISE) or the target (REGRESS), on the host in double */
+    OPS(vt_ctx_memcpy_d2h(dn->ctx, w->out_h, w->out, R * C * sizeof(float)));
     double sum = 0.0;
     for (size_t r = 0; r < R; r++) {
-        const float *want = denoise ? w->eps + r * C : w->target + ((r / N / K) * N + r % N) * C;
-        const float *o = w->out + r * C;
+        const float *want = denoise ? w->eps_h + r * C : w->target_h + ((r / N / K) * N + r % N) * C;
+        const float *o = w->out_h + r * C;
         for (int j = 0; j < C; j++) {
             double d = (double)o[j] - want[j];
             sum += d * d;
@@ -562,34 +618,6 @@ vt_status vt_denoiser_forward(vt_denoiser *dn, const float *cond, const float *t
 
 /* ---- backward ---- */
 
-/* From dL/d(modulated) dm (in place -> dL/d(normed) = dm (1 + scale)) and
- * the normed input ln, fills the shift and scale columns of dmod. */
-static void modulate_backward(float *dm, const float *ln, const float *mod, float *dmod, int mw,
-                              int shift, int scale, size_t R, int W) {
-    for (size_t r = 0; r < R; r++) {
-        float *d = dm + r * W, *g = dmod + r * mw;
-        const float *x = ln + r * W, *m = mod + r * mw;
-        for (int j = 0; j < W; j++) {
-            g[shift + j] = d[j];
-            g[scale + j] = d[j] * x[j];
-            d[j] *= 1.0f + m[scale + j];
-        }
-    }
-}
-
-/* out = x + gate y: fills the gate column of dmod and dy = dx * gate. */
-static void gated_backward(const float *dx, const float *y, const float *mod, float *dmod,
-                           float *dy, int mw, int goff, size_t R, int W) {
-    for (size_t r = 0; r < R; r++) {
-        const float *d = dx + r * W, *yr = y + r * W, *g = mod + r * mw + goff;
-        float *gm = dmod + r * mw + goff, *o = dy + r * W;
-        for (int j = 0; j < W; j++) {
-            gm[j] = d[j] * yr[j];
-            o[j] = d[j] * g[j];
-        }
-    }
-}
-
 /* dx holds dL/d(block output) on entry, dL/d(block input) on return; dsc
  * accumulates. */
 static vt_status block_backward(vt_denoiser *dn, int l, size_t B, vt_error *err) {
@@ -601,32 +629,32 @@ static vt_status block_backward(vt_denoiser *dn, int l, size_t B, vt_error *err)
     size_t R = B * N, RW = R * W, WW = (size_t)W * W;
     const float *xin = w->xs + (size_t)l * R * W;
     /* MLP branch: xout = xmid + gate_mlp * f2 */
-    gated_backward(w->dx, a->f2, a->mod, w->dmod, w->d1, 6 * W, 5 * W, R, W);
-    memset(w->df1g, 0, R * M * sizeof(float));
+    OPS(vt_gated_add_backward(dn->ctx, w->dx, a->f2, a->mod, w->dmod, w->d1, 6 * W, 5 * W, R, W));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->df1g, R * M * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->df1g, g->fc2_w, g->fc2_b, w->d1, a->f1g, p->fc2_w, (int)R, M, W));
-    memset(w->df1, 0, R * M * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->df1, R * M * sizeof(float)));
     OPS(vt_activation_backward(dn->ctx, VT_ACT_GELU_TANH, w->df1, w->df1g, a->f1, R * (size_t)M));
-    memset(w->dm, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dm, RW * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dm, g->fc1_w, g->fc1_b, w->df1, a->m2, p->fc1_w, (int)R, W, M));
-    modulate_backward(w->dm, a->ln2, a->mod, w->dmod, 6 * W, 3 * W, 4 * W, R, W);
+    OPS(vt_modulate_backward(dn->ctx, w->dm, a->ln2, a->mod, w->dmod, 6 * W, 3 * W, 4 * W, R, W));
     OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dm, a->xmid, NULL, a->mean2, a->rstd2,
                               (int)R, W));
     /* attention branch: xmid = xin + gate_msa * proj(attn(m1)) */
-    gated_backward(w->dx, a->a, a->mod, w->dmod, w->d1, 6 * W, 2 * W, R, W);
-    memset(w->dao, 0, RW * sizeof(float));
+    OPS(vt_gated_add_backward(dn->ctx, w->dx, a->a, a->mod, w->dmod, w->d1, 6 * W, 2 * W, R, W));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dao, RW * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dao, g->proj_w, g->proj_b, w->d1, a->ao, p->proj_w, (int)R, W, W));
-    memset(w->dq, 0, RW * sizeof(float));
-    memset(w->dk, 0, RW * sizeof(float));
-    memset(w->dv, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dq, RW * sizeof(float)));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dk, RW * sizeof(float)));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dv, RW * sizeof(float)));
     OPS(vt_attention_backward(dn->ctx, w->dq, w->dk, w->dv, w->dao, a->att, a->q, a->k, a->v, (int)B,
                               N, H, H, W / H));
-    memset(w->dm, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dm, RW * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w, g->qkv_b, w->dq, a->m1, p->qkv_w, (int)R, W, W));
     OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w + WW, g->qkv_b + W, w->dk, a->m1, p->qkv_w + WW,
                            (int)R, W, W));
     OPS(vt_linear_backward(dn->ctx, w->dm, g->qkv_w + 2 * WW, g->qkv_b + 2 * W, w->dv, a->m1,
                            p->qkv_w + 2 * WW, (int)R, W, W));
-    modulate_backward(w->dm, a->ln1, a->mod, w->dmod, 6 * W, 0, W, R, W);
+    OPS(vt_modulate_backward(dn->ctx, w->dm, a->ln1, a->mod, w->dmod, 6 * W, 0, W, R, W));
     OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dm, xin, NULL, a->mean1, a->rstd1,
                               (int)R, W));
     /* the modulation: mod = Linear(SiLU(c)) */
@@ -646,23 +674,24 @@ vt_status vt_denoiser_backward(vt_denoiser *dn, float *dcond, float scale, vt_er
     int K = draws_of(c);
     size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N, RW = R * W;
     vt_status st;
-    /* dL/dpred = scale * 2 (pred - want) / (R C) */
+    /* dL/dpred = scale * 2 (pred - want) / (R C), on the host from the forward's copy */
     double k2 = 2.0 * scale / ((double)R * C);
     for (size_t r = 0; r < R; r++) {
-        const float *want = denoise ? w->eps + r * C : w->target + ((r / N / K) * N + r % N) * C;
-        const float *o = w->out + r * C;
-        float *d = w->dout + r * C;
+        const float *want = denoise ? w->eps_h + r * C : w->target_h + ((r / N / K) * N + r % N) * C;
+        const float *o = w->out_h + r * C;
+        float *d = w->dout_h + r * C;
         for (int j = 0; j < C; j++) d[j] = (float)(k2 * ((double)o[j] - want[j]));
     }
+    OPS(vt_ctx_memcpy_h2d(dn->ctx, w->dout, w->dout_h, R * C * sizeof(float)));
     /* final layer */
-    memset(w->dy, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dy, RW * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dy, dn->g.out_w, dn->g.out_b, w->dout, w->y, dn->w.out_w,
                            (int)R, W, C));
-    modulate_backward(w->dy, w->lnf, w->modf, w->dmod, 2 * W, 0, W, R, W);
-    memset(w->dx, 0, RW * sizeof(float));
+    OPS(vt_modulate_backward(dn->ctx, w->dy, w->lnf, w->modf, w->dmod, 2 * W, 0, W, R, W));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dx, RW * sizeof(float)));
     OPS(vt_layernorm_backward(dn->ctx, w->dx, NULL, NULL, w->dy, w->xs + (size_t)c->depth * RW, NULL,
                               w->meanf, w->rstdf, (int)R, W));
-    memset(w->dsc, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dsc, RW * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dsc, dn->g.fada_w, dn->g.fada_b, w->dmod, w->sc,
                            dn->w.fada_w, (int)R, W, 2 * W));
     for (int l = c->depth - 1; l >= 0; l--)
@@ -670,36 +699,26 @@ vt_status vt_denoiser_backward(vt_denoiser *dn, float *dcond, float scale, vt_er
     /* x embedding (the noisy input needs no gradient) */
     OPS(vt_linear_backward(dn->ctx, NULL, dn->g.x_w, dn->g.x_b, w->dx, w->xt, dn->w.x_w, (int)R, C, W));
     /* c = z + temb -> dz (summed over draws), dtemb (summed over tokens) */
-    memset(w->dc, 0, RW * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dc, RW * sizeof(float)));
     OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dc, w->dsc, w->c, RW));
-    memset(w->dz, 0, Ni * W * sizeof(float));
-    memset(w->dtemb, 0, B * W * sizeof(float));
-    for (size_t b = 0; b < B; b++) {
-        size_t i = b / K;
-        float *dt = w->dtemb + b * W;
-        for (int n = 0; n < N; n++) {
-            const float *dcr = w->dc + (b * N + n) * W;
-            float *dzr = w->dz + (i * N + n) * W;
-            for (int j = 0; j < W; j++) {
-                dzr[j] += dcr[j];
-                dt[j] += dcr[j];
-            }
-        }
-    }
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dz, Ni * W * sizeof(float)));
+    OPS(vt_rows_reduce(dn->ctx, w->dz, w->dc, w->z_off, w->z_src, (int)Ni, W));
     if (denoise) {
-        memset(w->dt1s, 0, B * W * sizeof(float));
+        OPS(vt_ctx_memset_zero(dn->ctx, w->dtemb, B * W * sizeof(float)));
+        OPS(vt_rows_reduce(dn->ctx, w->dtemb, w->dc, w->b_off, w->b_src, (int)B, W));
+        OPS(vt_ctx_memset_zero(dn->ctx, w->dt1s, B * W * sizeof(float)));
         OPS(vt_linear_backward(dn->ctx, w->dt1s, dn->g.t2_w, dn->g.t2_b, w->dtemb, w->t1s, dn->w.t2_w,
                                (int)B, W, W));
-        memset(w->dt1, 0, B * W * sizeof(float));
+        OPS(vt_ctx_memset_zero(dn->ctx, w->dt1, B * W * sizeof(float)));
         OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dt1, w->dt1s, w->t1, B * W));
         OPS(vt_linear_backward(dn->ctx, NULL, dn->g.t1_w, dn->g.t1_b, w->dt1, w->tf, dn->w.t1_w, (int)B,
                                F, W));
     }
     /* condition path */
-    memset(w->dhs, 0, Ni * D * sizeof(float));
+    OPS(vt_ctx_memset_zero(dn->ctx, w->dhs, Ni * D * sizeof(float)));
     OPS(vt_linear_backward(dn->ctx, w->dhs, dn->g.z_w, dn->g.z_b, w->dz, w->hs, dn->w.z_w, (int)Ni, D, W));
     if (dcond) {
-        memset(w->dhn, 0, Ni * D * sizeof(float));
+        OPS(vt_ctx_memset_zero(dn->ctx, w->dhn, Ni * D * sizeof(float)));
         OPS(vt_activation_backward(dn->ctx, VT_ACT_SILU, w->dhn, w->dhs, w->hn, Ni * D));
         OPS(vt_layernorm_backward(dn->ctx, dcond, NULL, NULL, w->dhn, w->cond, NULL, w->mean0, w->rstd0,
                                   (int)Ni, D));

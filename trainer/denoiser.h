@@ -22,8 +22,10 @@
  * and timestep embedders' weights N(0, init_std); every adaLN modulation and
  * the output projection zero (adaLN-Zero: the initial prediction is 0 and
  * nothing upstream of the output layer gets a gradient on the first step).
- * The layers run on the ops' vt_ctx; modulation, gating and sums run on host
- * memory, so the denoiser needs a CPU ctx (a CUDA ctx is VT_ERR_DEVICE). */
+ * Parameters, gradients and activations live in the ops' vt_ctx memory (the
+ * device on CUDA) and every layer runs as ops on it (adaLN: ops/adaln.h;
+ * broadcasts and their sums: ops/rows.h); targets, timesteps and noise are
+ * drawn on the host and uploaded, and the MSE is summed on the host. */
 #ifndef VT_TRAINER_DENOISER_H
 #define VT_TRAINER_DENOISER_H
 
@@ -130,13 +132,13 @@ typedef struct vt_denoiser_work vt_denoiser_work; /* activations (private) */
 typedef struct vt_denoiser {
     vt_denoiser_config cfg;
     vt_ctx *ctx;           /* borrowed */
-    float *params, *grads; /* num_params floats each, host memory */
+    float *params, *grads; /* num_params floats each, ctx memory */
     size_t num_params;
     vt_denoiser_views w, g;
     int ntensors;
     vt_denoiser_tensor *tensors;
     double *alpha_bar;     /* [steps] */
-    float *pos;            /* [N, W] fixed 2-D sin-cos position embedding */
+    float *pos;            /* [N, W] fixed 2-D sin-cos position embedding (ctx memory) */
     vt_denoiser_work *work;
     /* results of the last forward */
     double loss;           /* mean squared error over draws, tokens, channels */
@@ -151,16 +153,16 @@ vt_status vt_denoiser_create(vt_denoiser **out, vt_ctx *ctx, const vt_denoiser_c
 void vt_denoiser_free(vt_denoiser *dn);
 void vt_denoiser_zero_grad(vt_denoiser *dn);
 
-/* cond [n_img, N, D] (the decoder's hidden states at each image's N token
- * positions), target [n_img, N, C]. DENOISE: t [n_img, K] and eps [n_img, K,
+/* cond [n_img, N, D] (ctx memory: the decoder's hidden states at each
+ * image's N token positions), target [n_img, N, C] (host). DENOISE: t [n_img, K] and eps [n_img, K,
  * N, C] (vt_denoiser_noise, or fixed values in tests); REGRESS: both ignored
  * (may be NULL). Sets dn->loss and keeps what backward needs (inputs are
  * copied). n_img may change between calls; n_img 0 gives loss 0. */
 vt_status vt_denoiser_forward(vt_denoiser *dn, const float *cond, const float *target, int n_img,
                               const int32_t *t, const float *eps, vt_error *err);
 /* Backward of scale * dn->loss for the last forward: ADDS into dn->grads and,
- * when dcond is not NULL, into dcond [n_img, N, D] (the gradient into the
- * decoder). */
+ * when dcond (ctx memory) is not NULL, into dcond [n_img, N, D] (the
+ * gradient into the decoder). */
 vt_status vt_denoiser_backward(vt_denoiser *dn, float *dcond, float scale, vt_error *err);
 /* The last forward's prediction [n_img * K, N, C] (K = 1 for REGRESS), host. */
 const float *vt_denoiser_prediction(const vt_denoiser *dn);

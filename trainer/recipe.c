@@ -2,6 +2,7 @@
  * file); the loop never special-cases a recipe by name. */
 #include "trainer/recipe.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "trainer/recipe_vittle.h"
@@ -38,16 +39,16 @@ static vt_status stage2_configure(const vt_config *cfg, vt_model_config *mc, voi
 }
 
 static const vt_recipe recipes[] = {
-    {.name = "stage1", .chat_template = "plain", .configure = stage1_configure},
-    {.name = "stage2", .chat_template = "vicuna_v1", .configure = stage2_configure},
+    {.name = "stage1", .chat_template = "plain", .cuda = true, .configure = stage1_configure},
+    {.name = "stage2", .chat_template = "vicuna_v1", .cuda = true, .configure = stage2_configure},
     /* ROSS (trainer/ross.h): stage 2 + the reconstruction denoiser. */
-    {.name = "ross", .chat_template = "vicuna_v1", .configure = vt_ross_recipe_configure,
+    {.name = "ross", .chat_template = "vicuna_v1", .cuda = true, .configure = vt_ross_recipe_configure,
      .init = vt_ross_recipe_init, .micro_step = vt_ross_recipe_micro_step,
      .param_groups = vt_ross_recipe_param_groups, .begin_step = vt_ross_recipe_begin_step,
      .end_step = vt_ross_recipe_end_step, .save = vt_ross_recipe_save, .load = vt_ross_recipe_load,
      .destroy = vt_ross_recipe_destroy},
     /* Vittle (trainer/recipe_vittle.h): stage 2 + the visual instruction bottleneck. */
-    {.name = "vittle", .chat_template = "vicuna_v1", .configure = vt_vittle_recipe_configure,
+    {.name = "vittle", .chat_template = "vicuna_v1", .cuda = true, .configure = vt_vittle_recipe_configure,
      .init = vt_vittle_recipe_init, .micro_step = vt_vittle_recipe_micro_step,
      .param_groups = vt_vittle_recipe_param_groups, .begin_step = vt_vittle_recipe_begin_step,
      .end_step = vt_vittle_recipe_end_step, .save = vt_vittle_recipe_save, .load = vt_vittle_recipe_load,
@@ -73,3 +74,12 @@ const vt_recipe *vt_recipe_find(const char *name) {
 }
 
 const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, autoencoder, icl"; }
+
+const char *vt_recipe_cuda_names(void) {
+    static char names[128];
+    if (!names[0])
+        for (size_t i = 0, n = 0; i < sizeof recipes / sizeof recipes[0]; i++)
+            if (recipes[i].cuda)
+                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", recipes[i].name);
+    return names;
+}

@@ -13,6 +13,8 @@
 #ifndef VT_TRAINER_RECIPE_H
 #define VT_TRAINER_RECIPE_H
 
+#include <stdbool.h>
+
 #include "common/config.h"
 #include "common/error.h"
 #include "pipeline/batch.h"
@@ -48,6 +50,9 @@ typedef struct vt_recipe_scalars {
 typedef struct vt_recipe {
     const char *name;
     const char *chat_template; /* template the data pipeline formats conversations with */
+    /* The recipe's own layers run on a CUDA ctx too (train.backend: cuda);
+     * false = CPU only, and a cuda run is refused in one line. */
+    bool cuda;
     /* Before the model is built: set freezing and method sizes on mc, read
      * the recipe's own config section (e.g. "vittle.*"; unknown keys there
      * are errors via vt_config_check_unused) into a state it allocates.
@@ -121,6 +126,8 @@ typedef struct vt_recipe {
 const vt_recipe *vt_recipe_find(const char *name);
 /* Names for error messages: "stage1, stage2, ross, vittle". */
 const char *vt_recipe_names(void);
+/* The recipes with `cuda` set, for messages: "stage1, stage2, vittle". */
+const char *vt_recipe_cuda_names(void);
 
 /* The default micro_step, for recipes that wrap it. */
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,

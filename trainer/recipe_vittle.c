@@ -24,7 +24,8 @@ typedef struct vittle_recipe {
     vt_bottleneck_config cfg; /* from the `vittle:` section; layer resolved at init */
     const char *cfg_name;     /* the run file, for messages */
     vt_vittle *v;
-    uint8_t *decay;           /* [num_params] weight-decay mask of the layer's buffer */
+    uint8_t *decay;           /* [num_params] weight-decay mask of the layer's buffer (ctx memory) */
+    vt_ctx *ctx;              /* the model's, which owns decay */
     uint8_t *role;            /* [cap] scratch for counting rows */
     size_t cap;
     /* the current step */
@@ -58,10 +59,17 @@ vt_status vt_vittle_recipe_init(void *state, vt_model *m, uint64_t seed, vt_erro
     }
     r->cfg = r->v->bn->cfg; /* resolved layer and width */
     const vt_bottleneck *bn = r->v->bn;
-    r->decay = calloc(bn->num_params ? bn->num_params : 1, 1);
-    if (!r->decay) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
+    /* the mask sits beside the parameters, in the model's ctx memory */
+    size_t n = bn->num_params ? bn->num_params : 1;
+    uint8_t *mask = calloc(n, 1);
+    if (!mask) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
     for (int i = 0; i < bn->ntensors; i++)
-        memset(r->decay + bn->tensors[i].offset, bn->tensors[i].decay ? 1 : 0, bn->tensors[i].numel);
+        memset(mask + bn->tensors[i].offset, bn->tensors[i].decay ? 1 : 0, bn->tensors[i].numel);
+    st = vt_ctx_alloc(m->ctx, (void **)&r->decay, n);
+    if (!st) st = vt_ctx_memcpy_h2d(m->ctx, r->decay, mask, n);
+    free(mask);
+    if (st) return vt_fail(err, st, "vittle: %s", vt_ctx_error(m->ctx)->msg);
+    r->ctx = m->ctx;
     return VT_OK;
 }
 
@@ -168,7 +176,7 @@ void vt_vittle_recipe_destroy(void *state) {
     vittle_recipe *r = state;
     if (!r) return;
     vt_vittle_free(r->v);
-    free(r->decay);
+    vt_ctx_free(r->ctx, r->decay);
     free(r->role);
     free(r);
 }

@@ -7,38 +7,54 @@
 
 #include "common/rng.h"
 #include "ops/norm.h"
+#include "ops/rows.h"
 
 /* CLIP's normalisation (openai/clip-vit-*), as pipeline/dataset.c applies it. */
 static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+static void release(vt_ross *r) {
+    vt_ctx *ctx = r->m->ctx;
+    vt_ctx_free(ctx, r->rows);
+    vt_ctx_free(ctx, r->h);
+    vt_ctx_free(ctx, r->hn);
+    vt_ctx_free(ctx, r->rstd);
+    vt_ctx_free(ctx, r->dh);
+    free(r->rows_h); free(r->img); free(r->tgt); free(r->eps); free(r->t); free(r->pix);
+    r->rows = NULL, r->h = r->hn = r->rstd = r->dh = NULL;
+    r->rows_h = NULL, r->img = NULL, r->tgt = r->eps = NULL, r->t = NULL, r->pix = NULL;
+    r->cap_rows = 0;
+}
 
 static vt_status ensure(vt_ross *r, size_t images, vt_error *err) {
     const vt_denoiser_config *c = &r->dn->cfg;
     size_t N = (size_t)c->grid * c->grid, rows = images * N;
     if (rows <= r->cap_rows && r->rows) return VT_OK;
     size_t D = (size_t)c->cond_dim, C = (size_t)c->target_dim, K = (size_t)c->draws;
-    free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
-    free(r->tgt); free(r->eps); free(r->t); free(r->pix);
-    r->pix = NULL;
-    if (r->teacher && !(r->pix = malloc((size_t)N * r->teacher->K * sizeof(float)))) {
-        r->cap_rows = 0;
-        return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for the teacher's input");
-    }
-    r->rows = malloc(rows * sizeof(int32_t));
+    vt_ctx *ctx = r->m->ctx;
+    release(r);
+    r->rows_h = malloc(rows * sizeof(int32_t));
     r->img = malloc(images * sizeof(int32_t));
-    r->h = malloc(rows * D * sizeof(float));
-    r->hn = malloc(rows * D * sizeof(float));
-    r->rstd = malloc(rows * sizeof(float));
-    r->dh = malloc(rows * D * sizeof(float));
     r->tgt = malloc(rows * C * sizeof(float));
     r->eps = malloc(rows * K * C * sizeof(float));
     r->t = malloc(images * K * sizeof(int32_t));
-    r->cap_rows = rows;
-    if (!r->rows || !r->img || !r->h || !r->hn || !r->rstd || !r->dh || !r->tgt || !r->eps || !r->t) {
-        r->cap_rows = 0;
+    if (r->teacher) r->pix = malloc((size_t)N * r->teacher->K * sizeof(float));
+    if (!r->rows_h || !r->img || !r->tgt || !r->eps || !r->t || (r->teacher && !r->pix) ||
+        vt_ctx_alloc(ctx, (void **)&r->rows, rows * sizeof(int32_t)) ||
+        vt_ctx_alloc(ctx, (void **)&r->h, rows * D * sizeof(float)) ||
+        vt_ctx_alloc(ctx, (void **)&r->hn, rows * D * sizeof(float)) ||
+        vt_ctx_alloc(ctx, (void **)&r->rstd, rows * sizeof(float)) ||
+        vt_ctx_alloc(ctx, (void **)&r->dh, rows * D * sizeof(float))) {
+        release(r);
         return vt_fail(err, VT_ERR_NOMEM, "ross: no memory for %zu image tokens", rows);
     }
+    r->cap_rows = rows;
     return VT_OK;
+}
+
+static vt_status ctx_fail(vt_ctx *ctx, vt_error *err) {
+    const vt_error *e = vt_ctx_error(ctx);
+    return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
 }
 
 static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *h, vt_error *err) {
@@ -57,7 +73,7 @@ static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *
         int len = b->lengths ? b->lengths[s] : T, k = 0;
         for (int t = 0; t < len; t++)
             if (b->tokens[(size_t)s * T + t] == mc->image_token_index) {
-                if (k < N) r->rows[(size_t)n * N + k] = s * T + t;
+                if (k < N) r->rows_h[(size_t)n * N + k] = s * T + t;
                 k++;
             }
         if (k == 0) continue;
@@ -68,12 +84,11 @@ static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *
     r->n_img = n;
     if (n == 0) return vt_denoiser_forward(r->dn, NULL, NULL, 0, NULL, NULL, err);
     size_t rows = (size_t)n * N;
-    for (size_t i = 0; i < rows; i++) memcpy(r->h + i * D, h + (size_t)r->rows[i] * D, (size_t)D * sizeof(float));
-    /* the final norm, as the LM head sees the state */
-    if (vt_rmsnorm_forward(m->ctx, r->hn, r->rstd, r->h, m->w.norm_w, (int)rows, D, mc->rms_eps)) {
-        const vt_error *e = vt_ctx_error(m->ctx);
-        return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
-    }
+    /* the image rows, through the final norm as the LM head sees the state */
+    if (vt_ctx_memcpy_h2d(m->ctx, r->rows, r->rows_h, rows * sizeof(int32_t)) ||
+        vt_rows_gather(m->ctx, r->h, h, r->rows, (int)rows, D) ||
+        vt_rmsnorm_forward(m->ctx, r->hn, r->rstd, r->h, m->w.norm_w, (int)rows, D, mc->rms_eps))
+        return ctx_fail(m->ctx, err);
     /* pixel targets of the sequences that have images */
     int S = mc->image_size, P = mc->patch_size;
     size_t pix = (size_t)3 * S * S, tok = (size_t)N * c->target_dim;
@@ -114,21 +129,15 @@ static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err)
     const vt_denoiser_config *c = &r->dn->cfg;
     int D = m->cfg.hidden;
     size_t rows = (size_t)r->n_img * c->grid * c->grid;
-    memset(r->dh, 0, rows * D * sizeof(float));
+    if (vt_ctx_memset_zero(m->ctx, r->dh, rows * D * sizeof(float))) return ctx_fail(m->ctx, err);
     vt_status st = vt_denoiser_backward(r->dn, r->dh, r->scale, err);
     if (st) return st;
     /* through the final norm: d(hn) -> d(h), and the norm weight's gradient */
     float *dnorm = r->hn; /* reuse: hn is not needed any more */
-    memset(dnorm, 0, rows * D * sizeof(float));
-    if (vt_rmsnorm_backward(m->ctx, dnorm, m->g.norm_w, r->dh, r->h, m->w.norm_w, r->rstd, (int)rows, D)) {
-        const vt_error *e = vt_ctx_error(m->ctx);
-        return vt_fail(err, e->code ? e->code : VT_ERR_STATE, "ross: %s", e->msg);
-    }
-    for (size_t i = 0; i < rows; i++) {
-        float *dst = dh + (size_t)r->rows[i] * D;
-        const float *src = dnorm + i * D;
-        for (int j = 0; j < D; j++) dst[j] += src[j];
-    }
+    if (vt_ctx_memset_zero(m->ctx, dnorm, rows * D * sizeof(float)) ||
+        vt_rmsnorm_backward(m->ctx, dnorm, m->g.norm_w, r->dh, r->h, m->w.norm_w, r->rstd, (int)rows, D) ||
+        vt_rows_scatter(m->ctx, dh, dnorm, r->rows, (int)rows, D, true))
+        return ctx_fail(m->ctx, err);
     r->active = false; /* one backward per forward */
     return VT_OK;
 }
@@ -170,8 +179,7 @@ void vt_ross_free(vt_ross *r) {
     if (!r) return;
     if (r->m && r->m->hook.arg == r) memset(&r->m->hook, 0, sizeof r->m->hook);
     vt_denoiser_free(r->dn);
-    free(r->rows); free(r->img); free(r->h); free(r->hn); free(r->rstd); free(r->dh);
-    free(r->tgt); free(r->eps); free(r->t); free(r->pix);
+    if (r->m) release(r);
     free(r);
 }
 

@@ -39,11 +39,12 @@ typedef struct vt_ross {
     float scale;               /* gradient weight of dn->loss in the next backward */
     bool active;               /* the last forward computed a loss (train and >= 1 image) */
     int n_img;                 /* images in the last forward */
-    /* scratch, sized for the batch */
+    /* scratch, sized for the batch; (ctx) = in the model's ctx memory */
     size_t cap_rows;
-    int32_t *rows;             /* [n_img * N] row of each image token in [B*T] */
+    int32_t *rows_h, *rows;    /* [n_img * N] row of each image token in [B*T] (host, ctx) */
     int32_t *img;              /* [n_img] sequence of each image */
-    float *h, *hn, *rstd, *dh, *tgt, *eps;
+    float *h, *hn, *rstd, *dh; /* (ctx) the image rows, normed, the norm's rstd, their gradient */
+    float *tgt, *eps;          /* targets and noise (host) */
     float *pix;                /* [N, 3 P^2]: one image's patches (teacher input) */
     int32_t *t;
 } vt_ross;

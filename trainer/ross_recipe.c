@@ -67,11 +67,16 @@ vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error 
     s->m = m;
     vt_status st = vt_ross_attach_ex(&s->r, m, &s->dcfg, s->pixel_norm, s->teacher, seed, err);
     if (st) return st;
+    /* the weight-decay mask sits beside the parameters, in the model's ctx memory */
     const vt_denoiser *dn = s->r->dn;
-    s->decay = calloc(dn->num_params, 1);
-    if (!s->decay) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
+    uint8_t *mask = calloc(dn->num_params, 1);
+    if (!mask) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
     for (int i = 0; i < dn->ntensors; i++)
-        if (dn->tensors[i].decay) memset(s->decay + dn->tensors[i].offset, 1, dn->tensors[i].numel);
+        if (dn->tensors[i].decay) memset(mask + dn->tensors[i].offset, 1, dn->tensors[i].numel);
+    st = vt_ctx_alloc(m->ctx, (void **)&s->decay, dn->num_params);
+    if (!st) st = vt_ctx_memcpy_h2d(m->ctx, s->decay, mask, dn->num_params);
+    free(mask);
+    if (st) return vt_fail(err, st, "ross: %s", vt_ctx_error(m->ctx)->msg);
     return VT_OK;
 }
 
@@ -150,6 +155,6 @@ void vt_ross_recipe_destroy(void *state) {
     if (!s) return;
     vt_ross_free(s->r);
     vt_ae_free(s->teacher);
-    free(s->decay);
+    if (s->m) vt_ctx_free(s->m->ctx, s->decay);
     free(s);
 }

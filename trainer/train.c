@@ -478,12 +478,9 @@ static vt_status setup_trainer(run *r, const char *resume, vt_error *err) {
     if ((st = vt_dist_node_info(r->comm, &node, err))) return st;
     vt_ctx_options co = {.backend = (vt_backend)t->backend, .threads = (int)t->threads, .device = -1};
     if (co.backend == VT_BACKEND_CUDA) {
-        /* Method recipes keep their own layers and read model weights in
-         * host memory; only the plain recipes run on a device. */
-        if (r->recipe->init || r->recipe->param_groups || r->recipe->micro_step)
-            return vt_fail(err, VT_ERR_ARG,
-                           "train.backend cuda: recipe '%s' runs on the CPU backend only (stage1 and stage2 run on CUDA)",
-                           r->recipe->name);
+        if (!r->recipe->cuda)
+            return vt_fail(err, VT_ERR_ARG, "train.backend cuda: recipe '%s' runs on the CPU backend only (%s run on CUDA)",
+                           r->recipe->name, vt_recipe_cuda_names());
         co.device = vt_dist_pick_device(node.local_rank, vt_cuda_device_count());
         if (co.device < 0)
             return vt_fail(err, VT_ERR_DEVICE,

@@ -5,11 +5,13 @@
 #ifndef VT_OPS_CUDA_OPS_H
 #define VT_OPS_CUDA_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ops/activation.h"
 #include "ops/ctx.h"
+#include "ops/vib.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,6 +95,30 @@ vt_status vt_cuda_attention_backward(vt_ctx *ctx, float *dq, float *dk, float *d
                                      const float *dout, const float *att, const float *q,
                                      const float *k, const float *v, int B, int T, int NH,
                                      int NKV, int hd);
+
+/* rows.cu */
+vt_status vt_cuda_rows_gather(vt_ctx *ctx, float *dst, const float *src, const int32_t *idx, int n,
+                              int width);
+vt_status vt_cuda_rows_scatter(vt_ctx *ctx, float *dst, const float *src, const int32_t *idx, int n,
+                               int width, bool accumulate);
+
+vt_status vt_cuda_rows_reduce(vt_ctx *ctx, float *dst, const float *src, const int32_t *offsets,
+                              const int32_t *sources, int n_dst, int width);
+
+/* adaln.cu */
+vt_status vt_cuda_modulate_forward(vt_ctx *ctx, float *out, const float *x, const float *mod, int mw, int shift,
+                                   int scale, size_t R, int W);
+vt_status vt_cuda_modulate_backward(vt_ctx *ctx, float *dm, const float *x, const float *mod, float *dmod, int mw,
+                                    int shift, int scale, size_t R, int W);
+vt_status vt_cuda_gated_add_forward(vt_ctx *ctx, float *out, const float *x, const float *y, const float *mod,
+                                    int mw, int gate, size_t R, int W);
+vt_status vt_cuda_gated_add_backward(vt_ctx *ctx, const float *dout, const float *y, const float *mod,
+                                     float *dmod, float *dy, int mw, int gate, size_t R, int W);
+
+/* vib.cu */
+vt_status vt_cuda_vib_forward(vt_ctx *ctx, const vt_vib_rows *r, float *h, double *kl_rows);
+vt_status vt_cuda_vib_backward(vt_ctx *ctx, const vt_vib_rows *r, const float *dh, double kl_coef,
+                               float *d_o, float *d_x, float *gprior_mu, float *gprior_logvar);
 
 #ifdef __cplusplus
 }
