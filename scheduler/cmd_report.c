@@ -113,6 +113,11 @@ int vt_cmd_report(int argc, char **argv) {
         printf("clean accuracy (%s): %.1f%% (n=%zu)", clean->benchmark, 100 * clean->accuracy, clean->n);
         for (size_t k = 0; k < clean->ntypes; k++)
             printf("%s %s %.0f%%", k ? "," : ";", clean->type_names[k], 100 * clean->type_accuracy[k]);
+        for (size_t k = 0; k < clean->ntypes; k++)
+            if (clean->type_is_yesno[k])
+                printf("; %s: F1 %.1f%%, yes %.0f%%, yes on absent %.0f%%", clean->type_names[k],
+                       100 * clean->type_yesno[k].f1, 100 * clean->type_yesno[k].yes_ratio,
+                       100 * clean->type_yesno[k].yes_on_no);
         printf("\n");
     }
     if (worst_cell)

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t index;
     float score;
     char *type; /* question type of the item */
+    char *prediction, *reference; /* for the yes/no statistics */
 } item;
 
 typedef struct {
@@ -44,7 +45,11 @@ static void run_free(run *r) {
         free(c->shift);
         free(c->family);
         free(c->modality);
-        for (size_t k = 0; k < c->n; k++) free(c->items[k].type);
+        for (size_t k = 0; k < c->n; k++) {
+            free(c->items[k].type);
+            free(c->items[k].prediction);
+            free(c->items[k].reference);
+        }
         free(c->items);
     }
     free(r->cells);
@@ -98,9 +103,16 @@ static vt_status add_result(const Vt__EvalResult *res, void *ctx, vt_error *err)
         if (!(s >= 0.0f && s <= 1.0f))
             return vt_fail(err, VT_ERR_FORMAT, "%s: task '%s' item %llu: score %g is outside [0, 1]",
                            r->path, t->task_id, (unsigned long long)res->items[i]->index, (double)s);
-        char *type = strdup(res->items[i]->task ? res->items[i]->task : "");
-        if (!type) return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", r->path);
-        c->items[c->n++] = (item){res->items[i]->index, s, type};
+        const Vt__ItemResult *it = res->items[i];
+        item x = {it->index, s, strdup(it->task ? it->task : ""), strdup(it->prediction ? it->prediction : ""),
+                  strdup(it->reference ? it->reference : "")};
+        if (!x.type || !x.prediction || !x.reference) {
+            free(x.type);
+            free(x.prediction);
+            free(x.reference);
+            return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", r->path);
+        }
+        c->items[c->n++] = x;
     }
     return VT_OK;
 }
@@ -287,6 +299,36 @@ static vt_status compare_previous(const vt_report_options *o, const run_cell *no
     return VT_OK;
 }
 
+/* POPE-style statistics for each type whose references are all yes or no
+ * (an existence question type); other types get none. */
+static vt_status yes_no_by_type(const run_cell *c, vt_report_cell *rc, vt_error *err) {
+    size_t nt = rc->ntypes ? rc->ntypes : 1;
+    rc->type_is_yesno = calloc(nt, sizeof *rc->type_is_yesno);
+    rc->type_yesno = calloc(nt, sizeof *rc->type_yesno);
+    const char **preds = malloc((c->n ? c->n : 1) * sizeof *preds);
+    const char **refs = malloc((c->n ? c->n : 1) * sizeof *refs);
+    if (!rc->type_is_yesno || !rc->type_yesno || !preds || !refs) {
+        free(preds);
+        free(refs);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    }
+    for (size_t j = 0; j < rc->ntypes; j++) {
+        size_t m = 0;
+        bool yesno = true;
+        for (size_t k = 0; k < c->n && yesno; k++) {
+            if (strcmp(c->items[k].type, rc->type_names[j])) continue;
+            yesno = vt_extract_yes_no(c->items[k].reference) >= 0;
+            preds[m] = c->items[k].prediction;
+            refs[m++] = c->items[k].reference;
+        }
+        rc->type_is_yesno[j] = yesno && m > 0;
+        if (rc->type_is_yesno[j]) rc->type_yesno[j] = vt_yes_no_stats(preds, refs, m);
+    }
+    free(preds);
+    free(refs);
+    return VT_OK;
+}
+
 /* Mean score per question type, types in name order. */
 static vt_status by_type(const run_cell *c, vt_report_cell *rc, vt_error *err) {
     for (size_t k = 0; k < c->n; k++) {
@@ -321,7 +363,7 @@ static vt_status by_type(const run_cell *c, vt_report_cell *rc, vt_error *err) {
             rc->type_accuracy[b] = rc->type_accuracy[b - 1];
             rc->type_accuracy[b - 1] = ta;
         }
-    return VT_OK;
+    return yes_no_by_type(c, rc, err);
 }
 
 static vt_status build_cells(const vt_report_options *o, const run *cur, const char *ckpt,
@@ -502,6 +544,8 @@ void vt_report_free(vt_report *r) {
         free(r->cells[i].type_names);
         free(r->cells[i].type_n);
         free(r->cells[i].type_accuracy);
+        free(r->cells[i].type_is_yesno);
+        free(r->cells[i].type_yesno);
         free(r->cells[i].benchmark);
         free(r->cells[i].shift);
         free(r->cells[i].family);

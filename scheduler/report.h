@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "scheduler/report_stats.h"
+#include "trainer/eval_score.h"
 
 typedef struct vt_report_options {
     const char *results;    /* result store of the run reported on */
@@ -41,6 +42,11 @@ typedef struct vt_report_cell {
     char **type_names;
     size_t *type_n;
     double *type_accuracy;
+    /* Per type: true when every reference of the type reads as yes or no
+     * (vt_extract_yes_no), and then the POPE-style statistics of its answers
+     * (F1, share of "yes", "yes" on items whose reference is no). */
+    bool *type_is_yesno;
+    vt_yesno_stats *type_yesno;
 } vt_report_cell;
 
 typedef struct vt_report_ce {

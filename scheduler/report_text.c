@@ -55,6 +55,15 @@ vt_status vt_report_write_json(const vt_report *r, const char *path, vt_error *e
             cJSON *t = cJSON_AddObjectToObject(types, c->type_names[k]);
             cJSON_AddNumberToObject(t, "n", (double)c->type_n[k]);
             add_num(t, "accuracy", c->type_accuracy[k]);
+            if (!c->type_is_yesno[k]) continue;
+            const vt_yesno_stats *y = &c->type_yesno[k];
+            cJSON *yn = cJSON_AddObjectToObject(t, "yesno");
+            add_num(yn, "precision", y->precision);
+            add_num(yn, "recall", y->recall);
+            add_num(yn, "f1", y->f1);
+            add_num(yn, "accuracy", y->accuracy);
+            add_num(yn, "yes_ratio", y->yes_ratio);
+            add_num(yn, "yes_on_absent", y->yes_on_no);
         }
         cJSON_AddItemToArray(cells, o);
     }
@@ -122,6 +131,21 @@ vt_status vt_report_write_markdown(const vt_report *r, const char *path, vt_erro
             fputs(" |\n", f);
         }
         fputs("\n", f);
+        for (size_t k = 0; k < c->ntypes; k++) {
+            if (!c->type_is_yesno[k]) continue;
+            const vt_yesno_stats *y = &c->type_yesno[k];
+            fprintf(f, "Yes/no answers of `%s` (POPE-style): F1 ", c->type_names[k]);
+            pct(f, y->f1);
+            fputs(", precision ", f);
+            pct(f, y->precision);
+            fputs(", recall ", f);
+            pct(f, y->recall);
+            fputs(", \"yes\" share ", f);
+            pct(f, y->yes_ratio);
+            fputs(", \"yes\" on absent objects ", f);
+            pct(f, y->yes_on_no);
+            fputs("\n\n", f);
+        }
     }
     fputs("| benchmark | shift | family | severity | n | accuracy | 95% CI | rel. robustness | flip rate "
           "| Δ vs previous | q | |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", f);

@@ -149,7 +149,7 @@ float vt_score(vt_scorer s, const char *pred, const char *ref) {
 }
 
 vt_yesno_stats vt_yes_no_stats(const char *const *preds, const char *const *refs, size_t n) {
-    size_t tp = 0, fp = 0, fn = 0, correct = 0, said_yes = 0;
+    size_t tp = 0, fp = 0, fn = 0, correct = 0, said_yes = 0, ref_no = 0, yes_on_no = 0;
     for (size_t i = 0; i < n; i++) {
         int p = vt_extract_yes_no(preds[i]), r = vt_extract_yes_no(refs[i]);
         said_yes += p == 1;
@@ -157,6 +157,8 @@ vt_yesno_stats vt_yes_no_stats(const char *const *preds, const char *const *refs
         tp += p == 1 && r == 1;
         fp += p == 1 && r != 1;
         fn += p != 1 && r == 1;
+        ref_no += r == 0;
+        yes_on_no += p == 1 && r == 0;
     }
     vt_yesno_stats st = {0};
     st.precision = tp + fp ? (double)tp / (double)(tp + fp) : 0.0;
@@ -164,5 +166,6 @@ vt_yesno_stats vt_yes_no_stats(const char *const *preds, const char *const *refs
     st.f1 = st.precision + st.recall > 0 ? 2 * st.precision * st.recall / (st.precision + st.recall) : 0.0;
     st.accuracy = n ? (double)correct / (double)n : 0.0;
     st.yes_ratio = n ? (double)said_yes / (double)n : 0.0;
+    st.yes_on_no = ref_no ? (double)yes_on_no / (double)ref_no : 0.0;
     return st;
 }

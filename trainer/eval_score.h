@@ -37,6 +37,9 @@ float vt_score(vt_scorer s, const char *pred, const char *ref);
 
 typedef struct vt_yesno_stats {
     double precision, recall, f1, accuracy, yes_ratio; /* positive class = yes */
+    /* Share of "yes" answers among the items whose reference is no: POPE's
+     * hallucination rate, "yes" on an absent object (0 when there are none). */
+    double yes_on_no;
 } vt_yesno_stats;
 /* Aggregate over n (prediction, reference) pairs; unparseable predictions
  * count as wrong and as neither yes nor no. */

@@ -11,15 +11,38 @@ from scipy.stats import binomtest
 items_path, report_path = sys.argv[1], sys.argv[2]
 runs = defaultdict(lambda: defaultdict(dict))  # run -> (bench, shift, sev) -> index -> score
 types = {}  # index -> question type
+answers = defaultdict(dict)  # (run, bench, shift, sev) -> index -> (prediction, reference)
 meta = {}
 for line in open(items_path):
     r = json.loads(line)
     key = (r["benchmark"], r["shift"], r["severity"])
     runs[r["run"]][key][r["index"]] = r["score"]
     types[r["index"]] = r["type"]
+    answers[(r["run"],) + key][r["index"]] = (r["pred"], r["ref"])
     meta[key] = (r["family"], r["modality"])
 report = json.load(open(report_path))
 cur, prev, base = runs["current"], runs["previous"], runs["baseline"]
+
+
+def yes_no(s):
+    """POPE rule, written independently: 1 yes, 0 no, None neither."""
+    words = "".join(ch if ch.isalnum() else " " for ch in s.lower()).split()
+    return 1 if "yes" in words else 0 if ("no" in words or "not" in words) else None
+
+
+def yes_no_stats(pairs):
+    p = [yes_no(a) for a, _ in pairs]
+    r = [yes_no(b) for _, b in pairs]
+    tp = sum(x == 1 and y == 1 for x, y in zip(p, r))
+    fp = sum(x == 1 and y != 1 for x, y in zip(p, r))
+    fn = sum(x != 1 and y == 1 for x, y in zip(p, r))
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    no_refs = [x for x, y in zip(p, r) if y == 0]
+    return {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+            "accuracy": sum(x is not None and x == y for x, y in zip(p, r)) / len(pairs),
+            "yes_ratio": sum(x == 1 for x in p) / len(pairs),
+            "yes_on_absent": sum(x == 1 for x in no_refs) / len(no_refs)}
 
 
 def mean(d):
@@ -38,6 +61,7 @@ def close(a, b, what, tol=1e-6):
 cells = {(c["benchmark"], c["shift"], c["severity"]): c for c in report["cells"]}
 assert set(cells) == set(cur), f"cells differ: {set(cells) ^ set(cur)}"
 pvals = {}
+seen_neither = False  # some exist prediction is neither yes nor no
 for key, scores in cur.items():
     c, (bench, shift, sev) = cells[key], key
     binary = all(s in (0.0, 1.0) for s in scores.values())
@@ -58,6 +82,14 @@ for key, scores in cur.items():
     for t, vals in per_type.items():
         assert c["by_type"][t]["n"] == len(vals)
         close(c["by_type"][t]["accuracy"], sum(vals) / len(vals), f"{key} accuracy of type {t}")
+        pairs = [answers[("current",) + key][i] for i in scores if types[i] == t]
+        if t != "exist":
+            assert "yesno" not in c["by_type"][t], f"{key} {t}: yes/no statistics on a type that is not yes/no"
+            continue
+        assert all(yes_no(ref) is not None for _, ref in pairs), "fixture: exist references must be yes/no"
+        seen_neither |= any(yes_no(p) is None for p, _ in pairs)
+        for name, want in yes_no_stats(pairs).items():
+            close(c["by_type"][t]["yesno"][name], want, f"{key} {t} yes/no {name}")
     clean = cur.get((bench, "clean", 0))
     if sev > 0:
         close(c["relative_robustness"], acc / mean(clean), f"{key} rr")
@@ -74,6 +106,8 @@ for key, scores in cur.items():
         p = 1.0 if b + w == 0 else min(1.0, binomtest(b, b + w, 0.5).pvalue)
         close(c["p_value"], p, f"{key} McNemar p")
     pvals[key] = c["p_value"]
+
+assert seen_neither, "fixture: no exist prediction that is neither yes nor no"
 
 # Benjamini-Hochberg over all cells with a paired test, then the gate rule.
 order = sorted(pvals, key=lambda k: pvals[k])

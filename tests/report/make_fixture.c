@@ -4,7 +4,9 @@
  * Designed so that: accuracy falls with severity; the current run loses 30
  * items on defocus_blur severity 3 against the previous run (a regression);
  * elsewhere current and previous differ by a few balanced flips (noise);
- * a soft-scored benchmark exercises bootstrap intervals. */
+ * a soft-scored benchmark exercises bootstrap intervals; every third item is
+ * an existence (yes/no) question whose answer agrees with its score, some of
+ * them neither yes nor no, for the report's POPE-style statistics. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,24 @@ static FILE *items_log;
 /* The current run is also written as two part stores, one per shard, as
  * array tasks would (the report reads a directory of stores). */
 static vt_result_store *parts[2];
+
+/* Prediction and reference of item i: existence items (i % 3 == 2) have a
+ * yes/no reference (half of them "no": the object is absent) in the built-in
+ * set's formats, and a prediction that agrees when the score is >= 0.5; a
+ * wrong one is sometimes neither yes nor no. Other types: a colour or count. */
+static void answers(int i, float score, char **pred, char **ref) {
+    static const char *const yes[3] = {"yes", "YES", "answer: yes"}, *const no[3] = {"no", "NO", "answer: no"};
+    if (i % 3 != 2) {
+        *ref = i % 3 ? "red" : "3";
+        *pred = score >= 0.5f ? *ref : "blue";
+        return;
+    }
+    int absent = (i / 3) % 2, fmt = (i / 6) % 3, right = score >= 0.5f;
+    *ref = (char *)(absent ? no[fmt] : yes[fmt]);
+    if (right) *pred = (char *)(absent ? "No." : "Yes, there is.");
+    else if (i % 7 == 0) *pred = "a red circle";
+    else *pred = (char *)(absent ? "yes" : "There is not.");
+}
 
 /* Writes one task with `n` items into store; shard 0 of 2 gets even items,
  * shard 1 odd ones, so the report has to merge shards. */
@@ -53,10 +73,14 @@ static int put_task(vt_result_store *s, const char *ckpt, const char *bench, con
             vt__item_result__init(&items[m]);
             items[m].index = (uint64_t)i;
             items[m].score = score(run, sh->name, sev, i, !strcmp(bench, "vqa"));
-            items[m].task = i % 3 ? "color" : "count";
+            static const char *const types[3] = {"count", "color", "exist"};
+            items[m].task = (char *)types[i % 3];
+            answers(i, items[m].score, &items[m].prediction, &items[m].reference);
             fprintf(items_log, "{\"run\":\"%s\",\"benchmark\":\"%s\",\"shift\":\"%s\",\"family\":\"%s\","
-                               "\"modality\":\"%s\",\"severity\":%d,\"index\":%d,\"score\":%.9g,\"type\":\"%s\"}\n",
-                    run, bench, sh->name, sh->family, sh->modality, sev, i, (double)items[m].score, items[m].task);
+                               "\"modality\":\"%s\",\"severity\":%d,\"index\":%d,\"score\":%.9g,\"type\":\"%s\","
+                               "\"pred\":\"%s\",\"ref\":\"%s\"}\n",
+                    run, bench, sh->name, sh->family, sh->modality, sev, i, (double)items[m].score, items[m].task,
+                    items[m].prediction, items[m].reference);
             ptrs[m] = &items[m];
             m++;
         }

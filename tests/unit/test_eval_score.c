@@ -78,6 +78,14 @@ static void test_yes_no(void **state) {
     assert_float_equal(st.f1, 0.75, 1e-12);
     assert_float_equal(st.accuracy, 5.0 / 8.0, 1e-12);
     assert_float_equal(st.yes_ratio, 4.0 / 8.0, 1e-12);
+    /* 1 "yes" among the 4 no references ("hmm" is neither) */
+    assert_float_equal(st.yes_on_no, 1.0 / 4.0, 1e-12);
+    /* A reference that is neither yes nor no is not an absent object. */
+    const char *p2[3] = {"yes", "yes", "no"}, *r2[3] = {"no", "maybe", "no"};
+    st = vt_yes_no_stats(p2, r2, 3);
+    assert_float_equal(st.yes_on_no, 1.0 / 2.0, 1e-12);
+    st = vt_yes_no_stats(p2, p2, 1); /* no "no" references at all */
+    assert_float_equal(st.yes_on_no, 0.0, 1e-12);
 }
 
 static void test_parse(void **state) {
