@@ -35,10 +35,11 @@
 #include "trainer/safetensors.h"
 #include "trainer/run_args.h"
 #include "trainer/signals.h"
+#include "trainer/whitebox.h"
 #include "trainer/zeroth_order.h"
 
-enum { METHOD_CBBT = 0, METHOD_CRAFT = 1, MAX_CTX = 64 };
-static const char *const METHODS[] = {"cbbt", "craft"};
+enum { METHOD_CBBT = 0, METHOD_CRAFT = 1, METHOD_WHITEBOX = 2, MAX_CTX = 64, MAX_GROUPS = 64, MAX_COSQ = 16 };
+static const char *const METHODS[] = {"cbbt", "craft", "whitebox"};
 static const char *const SPLITS[] = {"all", "train", "val", "test"};
 
 typedef struct bb_config {
@@ -61,6 +62,14 @@ typedef struct bb_config {
     bool ad_enabled;
     int64_t ad_hidden, ad_steps, ad_batch;
     double ad_lr, ad_kl;
+    bool logits;               /* evaluations fetch the answer logits (accuracy, exact match) */
+    uint32_t groups[MAX_GROUPS];
+    int n_groups;              /* 0 = items of every group */
+    const char *wb_checkpoint; /* whitebox: the model, run in-process */
+    int64_t wb_threads;
+    int64_t cos_q[MAX_COSQ];
+    int n_cos_q;               /* whitebox: ZO-vs-true-gradient cosines for these q */
+    int64_t cos_seeds;
     vt_dataset_config data;
 } bb_config;
 
@@ -79,6 +88,7 @@ typedef struct bb {
     MPI_Comm comm;
     int rank, ranks;
     vt_serve_client *client;
+    vt_whitebox *wb; /* method whitebox: the local model instead of the service */
     vt_serve_stats ss;
     int hidden, T, S, B;
     size_t D;
@@ -121,6 +131,8 @@ typedef struct bb {
     float *q_lg;            /* one request's logits */
     size_t q_lg_cap;
     double acc0, eval_acc0; /* answer-token accuracy of the starting context (NAN when not measured) */
+    double em0, eval_em0;   /* whole-answer exact match of the starting context (NAN when not measured) */
+    float *wb_grad;         /* whitebox: the true gradient, D floats */
 } bb;
 
 /* ---------------- config ---------------- */
@@ -155,6 +167,8 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     b->ad_batch = 32;
     b->ad_lr = 1e-3;
     b->ad_kl = 1e-3;
+    b->wb_threads = 1;
+    b->cos_seeds = 3;
     vt_dataset_config_default(&b->data);
     vt_status st;
 #define TRY(x)                          \
@@ -175,7 +189,7 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     TRY(vt_config_int_range(c, "bbtune.timeout_ms", 1, 3600000, &b->timeout_ms, err));
     TRY(vt_config_int_range(c, "bbtune.retries", 0, 1000, &b->retries, err));
     TRY(vt_config_int_range(c, "bbtune.retry_wait_ms", 0, 600000, &b->retry_wait_ms, err));
-    TRY(vt_config_enum(c, "bbtune.method", METHODS, 2, &b->method, err));
+    TRY(vt_config_enum(c, "bbtune.method", METHODS, 3, &b->method, err));
     TRY(vt_config_int_range(c, "bbtune.n_ctx", 1, MAX_CTX, &b->n_ctx, err));
     int nid = vt_config_len(c, "bbtune.ctx_token_ids", err);
     if (nid == -2) return err->code;
@@ -220,10 +234,46 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     TRY(vt_config_int_range(c, "bbtune.adapter.batch", 1, 1 << 24, &b->ad_batch, err));
     TRY(vt_config_double(c, "bbtune.adapter.lr", &b->ad_lr, err));
     TRY(vt_config_double(c, "bbtune.adapter.kl_weight", &b->ad_kl, err));
+    b->logits = b->ad_enabled;
+    TRY(vt_config_bool(c, "bbtune.logits", &b->logits, err));
+    int ng = vt_config_len(c, "bbtune.groups", err);
+    if (ng == -2) return err->code;
+    if (ng > MAX_GROUPS)
+        return vt_fail(err, VT_ERR_ARG, "%s: bbtune.groups: at most %d groups", vt_config_name(c), MAX_GROUPS);
+    for (int i = 0; i < ng; i++) {
+        char path[64];
+        int64_t v = 0;
+        snprintf(path, sizeof path, "bbtune.groups[%d]", i);
+        TRY(vt_config_int_range(c, path, 0, UINT32_MAX, &v, err));
+        b->groups[i] = (uint32_t)v;
+    }
+    b->n_groups = ng > 0 ? ng : 0;
+    TRY(vt_config_string(c, "bbtune.whitebox.checkpoint", &b->wb_checkpoint, err));
+    TRY(vt_config_int_range(c, "bbtune.whitebox.threads", 0, 1024, &b->wb_threads, err));
+    TRY(vt_config_int_range(c, "bbtune.whitebox.cosine_seeds", 1, 1000, &b->cos_seeds, err));
+    int nq = vt_config_len(c, "bbtune.whitebox.cosine_q", err);
+    if (nq == -2) return err->code;
+    if (nq > MAX_COSQ)
+        return vt_fail(err, VT_ERR_ARG, "%s: bbtune.whitebox.cosine_q: at most %d values", vt_config_name(c), MAX_COSQ);
+    for (int i = 0; i < nq; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "bbtune.whitebox.cosine_q[%d]", i);
+        TRY(vt_config_int_range(c, path, 1, 1 << 16, &b->cos_q[i], err));
+    }
+    b->n_cos_q = nq > 0 ? nq : 0;
 #undef TRY
     const char *name = vt_config_name(c);
-    if (!b->endpoint == !b->endpoint_file)
+    if (b->method == METHOD_WHITEBOX) {
+        if (!b->wb_checkpoint || b->endpoint || b->endpoint_file)
+            return vt_fail(err, VT_ERR_ARG,
+                           "%s: bbtune.method whitebox runs the model itself: give bbtune.whitebox.checkpoint, "
+                           "and no endpoint",
+                           name);
+    } else if (!b->endpoint == !b->endpoint_file) {
         return vt_fail(err, VT_ERR_ARG, "%s: bbtune: give exactly one of endpoint and endpoint_file", name);
+    } else if (b->wb_checkpoint || b->n_cos_q) {
+        return vt_fail(err, VT_ERR_ARG, "%s: bbtune.whitebox.* keys need bbtune.method whitebox", name);
+    }
     if (b->client_key && !b->server_key)
         return vt_fail(err, VT_ERR_ARG, "%s: bbtune.client_key needs bbtune.server_key", name);
     if (!(b->lr > 0) || !(b->momentum >= 0 && b->momentum < 1) || !(b->beta1 >= 0 && b->beta1 < 1) ||
@@ -304,23 +354,30 @@ static vt_status ledger_read(bb *r, uint64_t *total, vt_error *err) {
 /* Gathers rows into the request scratch and scores k points on them, with
  * retries; *sent counts every query sent, and a send that would pass
  * `allow` is refused instead. values get count-weighted mean losses. */
-static vt_status score_group(bb *r, const unit *u, int k, uint64_t allow, uint64_t *sent, float *values,
-                             vt_error *err) {
-    int n = u->n, T = r->T;
+/* The request rows of items[0..n) in the scratch, as one query of k sets
+ * at `points` (k * D floats). */
+static vt_serve_query gather_rows(bb *r, const uint32_t *items, int n, const float *points, int k) {
+    int T = r->T;
     size_t pix = (size_t)3 * r->S * r->S;
     for (int b = 0; b < n; b++) {
-        uint32_t i = u->items[b];
+        uint32_t i = items[b];
         memcpy(r->q_tok + (size_t)b * T, r->tok + (size_t)i * T, (size_t)T * sizeof(int32_t));
         memcpy(r->q_tgt + (size_t)b * T, r->tgt + (size_t)i * T, (size_t)T * sizeof(int32_t));
         memcpy(r->q_mask + (size_t)b * T, r->mask + (size_t)i * T, (size_t)T);
         r->q_len[b] = r->len[i];
         if (r->pix) memcpy(r->q_pix + b * pix, r->pix + i * pix, pix * sizeof(float));
     }
+    return (vt_serve_query){.n_ctx = (int)r->c.n_ctx, .ctx_token_ids = r->ctx_ids, .n_sets = k, .ctx = points,
+                            .batch = n, .seq_len = T, .tokens = r->q_tok, .targets = r->q_tgt, .loss_mask = r->q_mask,
+                            .lengths = r->q_len, .pixels = r->pix ? r->q_pix : NULL, .image_size = r->S,
+                            .hidden = r->hidden};
+}
+
+static vt_status score_group(bb *r, const unit *u, int k, uint64_t allow, uint64_t *sent, float *values,
+                             vt_error *err) {
+    int n = u->n;
     for (int p = 0; p < k; p++) memcpy(r->q_pts + (size_t)p * r->D, u[p].point, r->D * sizeof(float));
-    vt_serve_query q = {.n_ctx = (int)r->c.n_ctx, .ctx_token_ids = r->ctx_ids, .n_sets = k, .ctx = r->q_pts,
-                        .batch = n, .seq_len = T, .tokens = r->q_tok, .targets = r->q_tgt, .loss_mask = r->q_mask,
-                        .lengths = r->q_len, .pixels = r->pix ? r->q_pix : NULL, .image_size = r->S,
-                        .hidden = r->hidden};
+    vt_serve_query q = gather_rows(r, u->items, n, r->q_pts, k);
     vt_status st;
     for (int attempt = 0;; attempt++) {
         if (*sent + (uint64_t)k > allow)
@@ -330,6 +387,10 @@ static vt_status score_group(bb *r, const unit *u, int k, uint64_t allow, uint64
         if ((st = ledger_write(r, *sent + (uint64_t)k, err))) return st;
         *sent += (uint64_t)k; /* counted when sent: the service may score it even if the reply is lost */
         size_t got = 0;
+        if (r->wb) { /* white-box: the same scores from the local model; nothing to retry */
+            st = vt_whitebox_score(r->wb, &q, r->q_loss, r->q_cnt, r->want_logits ? r->q_lg : NULL, err);
+            break;
+        }
         if (r->want_logits)
             st = vt_serve_client_score_logits(r->client, &q, r->q_loss, r->q_cnt, r->q_lg, r->q_lg_cap, &got, err);
         else
@@ -468,7 +529,10 @@ static uint64_t subspace_seed(const bb *r) { return vt_hash4((uint64_t)r->c.seed
 
 /* ---------------- checkpoints ---------------- */
 
-static const char *method_tag(const bb *r) { return r->c.method == METHOD_CBBT ? "bbtune-cbbt" : "bbtune-craft"; }
+static const char *method_tag(const bb *r) {
+    static const char *const tags[] = {"bbtune-cbbt", "bbtune-craft", "bbtune-whitebox"};
+    return tags[r->c.method];
+}
 
 static vt_status save_checkpoint(bb *r, char *path_out, vt_error *err) {
     vt_ckpt_writer *w;
@@ -522,6 +586,10 @@ static vt_status save_checkpoint(bb *r, char *path_out, vt_error *err) {
         if (!st) st = vt_st_writer_meta(sw, "acc_initial", buf, err);
         snprintf(buf, sizeof buf, "%.17g", r->eval_acc0);
         if (!st) st = vt_st_writer_meta(sw, "eval_acc_initial", buf, err);
+        snprintf(buf, sizeof buf, "%.17g", r->em0);
+        if (!st) st = vt_st_writer_meta(sw, "em_initial", buf, err);
+        snprintf(buf, sizeof buf, "%.17g", r->eval_em0);
+        if (!st) st = vt_st_writer_meta(sw, "eval_em_initial", buf, err);
         if (!st) st = vt_st_writer_meta(sw, "method", METHODS[r->c.method], err);
         snprintf(buf, sizeof buf, "%" PRIu64, r->used);
         if (!st) st = vt_st_writer_meta(sw, "queries_used", buf, err);
@@ -620,6 +688,10 @@ static vt_status load_checkpoint(bb *r, const char *path, vt_error *err) {
         if ((st = meta_number(f, "acc_initial", &r->acc0, err))) goto done;
         if ((st = meta_number(f, "eval_acc_initial", &r->eval_acc0, err))) goto done;
     }
+    if (vt_st_metadata(f, "em_initial")) { /* absent in checkpoints written before exact match */
+        if ((st = meta_number(f, "em_initial", &r->em0, err))) goto done;
+        if ((st = meta_number(f, "eval_em_initial", &r->eval_em0, err))) goto done;
+    }
     if (r->ad && vt_st_find(f, "adapter.params")) { /* else: a checkpoint without the adapter, which starts fresh */
         double h, astep;
         if ((st = meta_number(f, "adapter_hidden", &h, err)) || (st = meta_number(f, "adapter_step", &astep, err)))
@@ -643,6 +715,14 @@ done:
 /* ---------------- setup ---------------- */
 
 static vt_status connect_service(bb *r, vt_error *err) {
+    if (r->c.method == METHOD_WHITEBOX) { /* the model in-process, described as a service would be */
+        int mb = (int)(r->c.batch ? r->c.batch : 8);
+        vt_status st = vt_whitebox_open(&r->wb, r->c.wb_checkpoint, (int)r->c.wb_threads, mb, (int)r->c.seq_len, err);
+        if (st && st != VT_ERR_ARG) vt_error_prefix(err, "bbtune.whitebox.checkpoint %s", r->c.wb_checkpoint);
+        if (st) return st;
+        vt_whitebox_stats(r->wb, &r->ss);
+        return VT_OK;
+    }
     char ep[512];
     const char *endpoint = r->c.endpoint;
     if (r->c.endpoint_file) {
@@ -687,6 +767,7 @@ static vt_status load_rows(bb *r, vt_error *err) {
     vt_dataset *d = NULL;
     vt_heldout_split sp = {0};
     vt_batch bt = {0};
+    uint64_t *picked = NULL, *picked_val = NULL; /* bbtune.groups: the items taken */
     vt_status st = vt_dataset_open(&dc, &d, err);
     if (st) return st;
     if (vt_dataset_vocab_size(d) > r->ss.vocab || vt_dataset_template(d)->image_token != r->ss.image_token_index) {
@@ -701,14 +782,47 @@ static vt_status load_rows(bb *r, vt_error *err) {
     uint64_t n_all = vt_dataset_count(d);
     const uint64_t *pool = c->split == 1 ? sp.train : c->split == 2 ? sp.val : c->split == 3 ? sp.test : NULL;
     size_t n_pool = c->split == 0 ? n_all : c->split == 1 ? sp.n_train : c->split == 2 ? sp.n_val : sp.n_test;
-    r->n_train = (uint32_t)(c->items && (size_t)c->items < n_pool ? (size_t)c->items : n_pool);
-    r->n_eval = (uint32_t)((size_t)c->eval_items < sp.n_val ? (size_t)c->eval_items : sp.n_val);
+    /* bbtune.groups: only items of those groups, in store order */
+    if (c->n_groups) {
+        size_t want = c->items ? (size_t)c->items : n_pool, nv = 0, np = 0;
+        picked = malloc((want ? want : 1) * sizeof *picked);
+        picked_val = malloc(((size_t)c->eval_items ? (size_t)c->eval_items : 1) * sizeof *picked_val);
+        if (!picked || !picked_val) {
+            st = vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
+            goto done;
+        }
+        for (int pass = 0; pass < 2 && !st; pass++) {
+            const uint64_t *from = pass ? sp.val : pool;
+            size_t n_from = pass ? sp.n_val : n_pool, cap = pass ? (size_t)c->eval_items : want, *got = pass ? &nv : &np;
+            uint64_t *to = pass ? picked_val : picked;
+            for (size_t k = 0; k < n_from && *got < cap && !st; k++) {
+                uint64_t idx = from ? from[k] : k;
+                uint32_t g = 0;
+                if ((st = vt_dataset_group(d, idx, &g, err))) break;
+                for (int j = 0; j < c->n_groups; j++)
+                    if (g == c->groups[j]) {
+                        to[(*got)++] = idx;
+                        break;
+                    }
+            }
+        }
+        if (st) goto done;
+        pool = picked;
+        n_pool = np;
+        r->n_train = (uint32_t)np;
+        r->n_eval = (uint32_t)nv;
+    } else {
+        r->n_train = (uint32_t)(c->items && (size_t)c->items < n_pool ? (size_t)c->items : n_pool);
+        r->n_eval = (uint32_t)((size_t)c->eval_items < sp.n_val ? (size_t)c->eval_items : sp.n_val);
+    }
     if (r->n_train == 0) {
-        st = vt_fail(err, VT_ERR_ARG, "%s: data.store %s: no item in split %s", name, dc.store, SPLITS[c->split]);
+        st = vt_fail(err, VT_ERR_ARG, "%s: data.store %s: no item in split %s%s", name, dc.store, SPLITS[c->split],
+                     c->n_groups ? " of the bbtune.groups" : "");
         goto done;
     }
     if (c->eval_items && r->n_eval < (uint32_t)c->eval_items && r->rank == 0)
-        vt_warn("bbtune: eval_items %lld, the store has %zu val items", (long long)c->eval_items, sp.n_val);
+        vt_warn("bbtune: eval_items %lld, the store has %u val items%s", (long long)c->eval_items, r->n_eval,
+                c->n_groups ? " of the bbtune.groups" : "");
     size_t rows = (size_t)r->n_train + r->n_eval, T = (size_t)r->T, pix = (size_t)3 * r->S * r->S;
     r->tok = malloc(rows * T * sizeof *r->tok);
     r->tgt = malloc(rows * T * sizeof *r->tgt);
@@ -730,7 +844,8 @@ static vt_status load_rows(bb *r, vt_error *err) {
         goto done;
     }
     for (size_t i = 0; i < rows && !st; i++) {
-        bt.sample_indices[0] = i < r->n_train ? (pool ? pool[i] : i) : sp.val[i - r->n_train];
+        bt.sample_indices[0] =
+            i < r->n_train ? (pool ? pool[i] : i) : (picked_val ? picked_val : sp.val)[i - r->n_train];
         bt.epoch = 0;
         if ((st = src.fill(src.ctx, &bt, err))) break;
         memcpy(raw + i * (size_t)dc.seq_len, bt.tokens, (size_t)dc.seq_len * sizeof *raw);
@@ -774,6 +889,8 @@ static vt_status load_rows(bb *r, vt_error *err) {
     }
     free(raw);
 done:
+    free(picked);
+    free(picked_val);
     vt_batch_free(&bt);
     vt_heldout_split_free(&sp);
     vt_dataset_close(d);
@@ -803,7 +920,7 @@ static vt_status setup(bb *r, vt_error *err) {
     r->eval_cost = (r->n_train + (uint32_t)r->B - 1) / (uint32_t)r->B + (r->n_eval + (uint32_t)r->B - 1) / (uint32_t)r->B;
     size_t D = r->D;
     int craft_n = (int)c->craft_dim;
-    if (c->method == METHOD_CBBT) {
+    if (c->method == METHOD_CBBT || c->method == METHOD_WHITEBOX) { /* whitebox: the same optimiser, true gradient */
         vt_zo_options zo;
         vt_zo_options_default(&zo);
         zo.q = (int)c->q;
@@ -815,7 +932,10 @@ static vt_status setup(bb *r, vt_error *err) {
         zo.beta2 = (float)c->beta2;
         zo.seed = (uint64_t)c->seed;
         if ((st = vt_zo_create(&r->zo, D, &zo, err))) return VT_ERR_ARG;
-        r->step_cost = (uint64_t)c->q + 1;
+        /* whitebox: one forward + backward on the minibatch counts as the one forward query it contains */
+        r->step_cost = c->method == METHOD_WHITEBOX ? 1 : (uint64_t)c->q + 1;
+        if (c->method == METHOD_WHITEBOX && !(r->wb_grad = malloc(D * sizeof *r->wb_grad)))
+            return vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
     } else {
         vt_cmaes_options eo = {.lambda = (int)c->craft_pop, .sigma0 = c->craft_sigma, .bound = c->craft_bound,
                                .seed = (uint64_t)c->seed};
@@ -862,7 +982,8 @@ static vt_status setup(bb *r, vt_error *err) {
     memcpy(r->ctx, r->ctx0, D * sizeof *r->ctx);
     r->loss0 = r->eval0 = NAN;
     r->acc0 = r->eval_acc0 = NAN;
-    if (c->ad_enabled) { /* the output adapter: every evaluation also fetches the answer positions' logits */
+    r->em0 = r->eval_em0 = NAN;
+    if (c->logits || c->ad_enabled) { /* every evaluation also fetches the answer positions' logits */
         size_t rows = (size_t)r->n_train + r->n_eval, maxc = 0;
         r->V = r->ss.vocab;
         if (r->ss.logits_version < VT_SERVE_LOGITS_V1)
@@ -891,7 +1012,8 @@ static vt_status setup(bb *r, vt_error *err) {
             for (int32_t t = 0; t < r->len[i]; t++)
                 if (r->mask[i * (size_t)r->T + (size_t)t]) r->lg_y[at++] = r->tgt[i * (size_t)r->T + (size_t)t];
         }
-        if ((st = vt_bbadapter_create(&r->ad, r->V, (int)c->ad_hidden, vt_hash4((uint64_t)c->seed, 0xada, 0, 0), err)))
+        if (c->ad_enabled &&
+            (st = vt_bbadapter_create(&r->ad, r->V, (int)c->ad_hidden, vt_hash4((uint64_t)c->seed, 0xada, 0, 0), err)))
             return st;
     }
 
@@ -959,6 +1081,8 @@ static vt_status setup_resume(bb *r, const char *resume, vt_error *err) {
 static void teardown(bb *r) {
     if (r->log) fclose(r->log);
     vt_serve_client_close(r->client);
+    vt_whitebox_close(r->wb);
+    free(r->wb_grad);
     vt_zo_free(r->zo);
     vt_cmaes_free(r->es);
     vt_bbadapter_free(r->ad);
@@ -974,6 +1098,96 @@ static void teardown(bb *r) {
 }
 
 /* ---------------- the loop ---------------- */
+
+/* White-box: the true gradient of the minibatch's mean answer loss (one
+ * forward + backward, counted as one query), then the CBBT optimiser's
+ * update (vt_zo_apply: momentum, clipping, Adam). Every rank computes the
+ * same gradient (deterministic), so nothing is exchanged. Collective. */
+static vt_status whitebox_step(bb *r, double *loss, vt_error *err) {
+    vt_serve_query q = gather_rows(r, r->mb, r->B, r->ctx, 1);
+    vt_status st = vt_whitebox_grad(r->wb, &q, r->wb_grad, loss, err);
+    if ((st = agree(r, st, err))) return st;
+    r->used += 1;
+    vt_zo_apply(r->zo, r->ctx, r->wb_grad);
+    return VT_OK;
+}
+
+/* The local model's mean answer loss of npoints contexts on the minibatch
+ * r->mb, outside the budget (a diagnostic): a vt_zo_objective. */
+static vt_status wb_objective(void *arg, const float *points, int npoints, float *values, vt_error *err) {
+    bb *r = arg;
+    for (int a = 0; a < npoints;) {
+        int k = npoints - a < r->ss.max_sets ? npoints - a : r->ss.max_sets;
+        vt_serve_query q = gather_rows(r, r->mb, r->B, points + (size_t)a * r->D, k);
+        vt_status st = vt_whitebox_score(r->wb, &q, r->q_loss, r->q_cnt, NULL, err);
+        if (st) return st;
+        double total = 0;
+        for (int b = 0; b < r->B; b++) total += r->q_cnt[b];
+        for (int p = 0; p < k; p++) {
+            double s = 0;
+            for (int b = 0; b < r->B; b++) s += (double)r->q_loss[(size_t)p * r->B + b] * r->q_cnt[b];
+            values[a + p] = (float)(s / total);
+        }
+        a += k;
+    }
+    return VT_OK;
+}
+
+/* bbtune.whitebox.cosine_q: at the current context, for each seed offset k
+ * (minibatch of step 0 under seed+k, CBBT directions of vt_zo seeded
+ * seed+k, its eps), the cosine between CBBT's estimate (vt_zo_estimate, q
+ * directions) and the true gradient, appended to RUN_DIR/bbtune/zo_cosine.jsonl
+ * with the theory sqrt(q/(q+d)) (E cos for a Gaussian-like estimate of a
+ * linear function). Rank 0 only; costs no budget. */
+static vt_status zo_cosines(bb *r, const char *at, vt_error *err) {
+    vt_status st = VT_OK;
+    if (r->rank == 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/zo_cosine.jsonl", r->root);
+        FILE *out = fopen(path, "a");
+        float *g = malloc(r->D * sizeof *g), *e = malloc(r->D * sizeof *e);
+        uint32_t *mb = malloc((size_t)r->B * sizeof *mb);
+        if (!out) st = vt_fail_errno(err, VT_ERR_IO, "%s", path);
+        else if (!g || !e || !mb) st = vt_fail(err, VT_ERR_NOMEM, "bbtune: out of memory");
+        if (!st) memcpy(mb, r->mb, (size_t)r->B * sizeof *mb);
+        for (int64_t k = 0; k < r->c.cos_seeds && !st; k++) {
+            uint64_t seed = (uint64_t)(r->c.seed + k);
+            vt_bbtune_minibatch(seed, 0, r->n_train, r->B, r->mb);
+            vt_serve_query q = gather_rows(r, r->mb, r->B, r->ctx, 1);
+            double l = 0, gn = 0;
+            if ((st = vt_whitebox_grad(r->wb, &q, g, &l, err))) break;
+            for (size_t j = 0; j < r->D; j++) gn += (double)g[j] * g[j];
+            for (int i = 0; i < r->c.n_cos_q && !st; i++) {
+                vt_zo_options o;
+                vt_zo_options_default(&o);
+                o.q = (int)r->c.cos_q[i];
+                o.eps = (float)r->c.eps;
+                o.seed = seed;
+                vt_zo *z = NULL;
+                float f0 = 0;
+                if ((st = vt_zo_create(&z, r->D, &o, err))) break;
+                st = vt_zo_estimate(z, r->ctx, wb_objective, r, e, &f0, err);
+                double dot = 0, en = 0;
+                for (size_t j = 0; j < r->D && !st; j++) dot += (double)e[j] * g[j], en += (double)e[j] * e[j];
+                if (!st)
+                    fprintf(out,
+                            "{\"at\": \"%s\", \"step\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"q\": %d, \"d\": %zu, "
+                            "\"eps\": %.6g, \"loss\": %.6f, \"grad_norm\": %.6g, \"estimate_norm\": %.6g, "
+                            "\"cosine\": %.6f, \"theory\": %.6f}\n",
+                            at, r->step, seed, o.q, r->D, (double)vt_zo_eps(z), l, sqrt(gn), sqrt(en),
+                            dot / (sqrt(gn) * sqrt(en) + 1e-300), sqrt((double)o.q / (o.q + (double)r->D)));
+                vt_zo_free(z);
+            }
+        }
+        if (mb) memcpy(r->mb, mb, (size_t)r->B * sizeof *mb);
+        if (out && fclose(out) && !st) st = vt_fail_errno(err, VT_ERR_IO, "%s", path);
+        free(g);
+        free(e);
+        free(mb);
+        if (!st) vt_info("bbtune: ZO-vs-true-gradient cosines (%s) appended to %s", at, path);
+    }
+    return agree(r, st, err);
+}
 
 static vt_status craft_step(bb *r, double *mean_fit, double *best, vt_error *err) {
     int n = (int)r->c.craft_dim, l = vt_cmaes_lambda(r->es);
@@ -1001,12 +1215,21 @@ static vt_status craft_step(bb *r, double *mean_fit, double *best, vt_error *err
 /* Over the answer positions of rows [lo, hi) (their gathered logits): mean
  * cross-entropy and argmax accuracy, under the adapter or (a == NULL) raw.
  * NAN when there are none. */
-static void logit_stats(const bb *r, const vt_bbadapter *a, uint32_t lo, uint32_t hi, double *ce, double *acc) {
-    size_t p0 = r->lg_off[lo], n = r->lg_off[hi] - p0, right = 0;
+static void logit_stats(const bb *r, const vt_bbadapter *a, uint32_t lo, uint32_t hi, double *ce, double *acc,
+                        double *em) {
+    size_t n = r->lg_off[hi] - r->lg_off[lo], right = 0, exact = 0;
     double sum = 0;
-    vt_bbadapter_eval(a, r->V, r->lg + p0 * (size_t)r->V, r->lg_y + p0, n, &sum, &right);
+    for (uint32_t i = lo; i < hi; i++) { /* per item: whole-answer exact match of the argmax */
+        size_t c = 0;
+        double s = 0;
+        vt_bbadapter_eval(a, r->V, r->lg + r->lg_off[i] * (size_t)r->V, r->lg_y + r->lg_off[i], r->cnt[i], &s, &c);
+        sum += s;
+        right += c;
+        exact += c == r->cnt[i];
+    }
     *ce = n ? sum / (double)n : NAN;
     *acc = n ? (double)right / (double)n : NAN;
+    *em = hi > lo ? (double)exact / (double)(hi - lo) : NAN;
 }
 
 static int run_loop(bb *r, vt_error *err) {
@@ -1014,19 +1237,20 @@ static int run_loop(bb *r, vt_error *err) {
     char path[PATH_MAX] = "";
     double t0 = now_s();
     if (isnan(r->loss0) && r->step == 0) {
-        r->want_logits = r->ad != NULL;
+        r->want_logits = r->lg != NULL;
         st = eval_all(r, r->ctx, r->eval_cost, &r->loss0, &r->eval0, err);
         r->want_logits = 0;
         if (st) return -1;
-        if (r->ad) {
+        if (r->lg) {
             double ce;
-            logit_stats(r, NULL, 0, r->n_train, &ce, &r->acc0);
-            logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &r->eval_acc0);
+            logit_stats(r, NULL, 0, r->n_train, &ce, &r->acc0, &r->em0);
+            logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &r->eval_acc0, &r->eval_em0);
         }
         if (r->rank == 0)
             vt_info("bbtune: before tuning: loss %.4f on the %u items%s", r->loss0, r->n_train,
                     r->n_eval ? "" : " (no held-out items)");
     }
+    if (r->wb && r->c.n_cos_q && r->step == 0 && (st = zo_cosines(r, "start", err))) return -1;
     uint64_t last_saved = r->resumed ? r->step : UINT64_MAX; /* the checkpoint we resumed from */
     bool budget_end = false;
     while (r->step < (uint64_t)r->c.steps) {
@@ -1036,7 +1260,9 @@ static int run_loop(bb *r, vt_error *err) {
         }
         vt_bbtune_minibatch((uint64_t)r->c.seed, r->step, r->n_train, r->B, r->mb);
         double loss = NAN, best = NAN;
-        if (r->zo) {
+        if (r->wb) {
+            st = whitebox_step(r, &loss, err);
+        } else if (r->zo) {
             float f0 = 0;
             st = vt_zo_step(r->zo, r->ctx, zo_objective, r, &f0, err);
             loss = f0;
@@ -1081,8 +1307,9 @@ static int run_loop(bb *r, vt_error *err) {
         vt_info("bbtune: the budget cannot pay for another step (%" PRIu64 " of %lld used, %" PRIu64
                 " reserved for the final evaluation)",
                 r->used, (long long)r->c.budget, r->eval_cost);
+    if (r->wb && r->c.n_cos_q && (st = zo_cosines(r, "final", err))) return -1;
     double loss1, eval1;
-    r->want_logits = r->ad != NULL;
+    r->want_logits = r->lg != NULL;
     st = eval_all(r, r->ctx, 0, &loss1, &eval1, err);
     r->want_logits = 0;
     if (st) return -1;
@@ -1091,10 +1318,13 @@ static int run_loop(bb *r, vt_error *err) {
      * all logits and runs the same deterministic steps, so every rank holds
      * the same adapter whatever the rank count. */
     double acc1 = NAN, eacc1 = NAN, aloss = NAN, aeval = NAN, aacc = NAN, aeacc = NAN, ce;
+    double em1 = NAN, eem1 = NAN, aem = NAN, aeem = NAN;
     bool adapted = false;
+    if (r->lg) {
+        logit_stats(r, NULL, 0, r->n_train, &ce, &acc1, &em1);
+        logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &eacc1, &eem1);
+    }
     if (r->ad) {
-        logit_stats(r, NULL, 0, r->n_train, &ce, &acc1);
-        logit_stats(r, NULL, r->n_train, r->n_train + r->n_eval, &ce, &eacc1);
         vt_bbadapter_opts ao = {.lr = r->c.ad_lr, .kl_weight = r->c.ad_kl, .beta1 = 0.9, .beta2 = 0.999,
                                 .batch = (int)r->c.ad_batch};
         adapted = r->ad->step < (uint64_t)r->c.ad_steps;
@@ -1102,8 +1332,8 @@ static int run_loop(bb *r, vt_error *err) {
         if ((st = vt_bbadapter_train(r->ad, r->lg, r->lg_y, (uint32_t)r->lg_off[r->n_train], &ao,
                                      (uint64_t)r->c.ad_steps, err)))
             return -1;
-        logit_stats(r, r->ad, 0, r->n_train, &aloss, &aacc);
-        logit_stats(r, r->ad, r->n_train, r->n_train + r->n_eval, &aeval, &aeacc);
+        logit_stats(r, r->ad, 0, r->n_train, &aloss, &aacc, &aem);
+        logit_stats(r, r->ad, r->n_train, r->n_train + r->n_eval, &aeval, &aeacc, &aeem);
         if (r->rank == 0)
             vt_info("bbtune: adapter (hidden %d, %" PRIu64 " steps, %.2f s): answer-token loss %.4f -> %.4f on the "
                     "items, %.4f -> %.4f held out; accuracy %.3f -> %.3f, held out %.3f -> %.3f",
@@ -1131,7 +1361,7 @@ static int run_loop(bb *r, vt_error *err) {
     int reconnects = 0;
     MPI_Allreduce(&r->reconnects, &reconnects, 1, MPI_INT, MPI_SUM, r->comm);
     if (r->rank == 0) {
-        char json[4096], ids[1024] = "";
+        char json[8192], ids[1024] = "";
         size_t at = 0;
         for (int i = 0; i < r->c.n_ctx; i++)
             at += (size_t)snprintf(ids + at, sizeof ids - at, "%s%d", i ? ", " : "", r->ctx_ids[i]);
@@ -1144,12 +1374,15 @@ static int run_loop(bb *r, vt_error *err) {
                          "\"adapter_steps\": %" PRIu64 ", \"adapter_loss_final\": %.9g, "
                          "\"adapter_eval_loss_final\": %.9g, \"acc_initial\": %.9g, \"acc_final\": %.9g, "
                          "\"adapter_acc_final\": %.9g, \"eval_acc_initial\": %.9g, \"eval_acc_final\": %.9g, "
-                         "\"adapter_eval_acc_final\": %.9g, \"checkpoint\": \"%s\"}\n",
+                         "\"adapter_eval_acc_final\": %.9g, \"em_initial\": %.9g, \"em_final\": %.9g, "
+                         "\"adapter_em_final\": %.9g, \"eval_em_initial\": %.9g, \"eval_em_final\": %.9g, "
+                         "\"adapter_eval_em_final\": %.9g, \"checkpoint\": \"%s\"}\n",
                          METHODS[r->c.method], r->step, r->used, (long long)r->c.budget, r->ranks,
                          (long long)r->c.n_ctx, ids, r->n_train, r->n_eval, r->B, JNUM(r->loss0), JNUM(loss1),
                          JNUM(r->eval0), JNUM(eval1), reconnects, r->ad ? r->ad->step : 0, JNUM(aloss),
                          JNUM(aeval), JNUM(r->acc0), JNUM(acc1), JNUM(aacc), JNUM(r->eval_acc0), JNUM(eacc1),
-                         JNUM(aeacc), path);
+                         JNUM(aeacc), JNUM(r->em0), JNUM(em1), JNUM(aem), JNUM(r->eval_em0), JNUM(eem1), JNUM(aeem),
+                         path);
 #undef JNUM
         char sp[PATH_MAX + 16];
         snprintf(sp, sizeof sp, "%s/summary.json", r->root);
@@ -1168,7 +1401,9 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: vistune bbtune RUN.yaml [--resume auto|PATH] [--set KEY=VALUE ...]\n"
             "  Black-box tuning: learn context vectors through a running `vistune serve`\n"
-            "  (CBBT zeroth-order or CraFT CMA-ES; the bbtune section, docs/blackbox.md).\n"
+            "  (CBBT zeroth-order or CraFT CMA-ES; the bbtune section, docs/blackbox.md), or, with\n"
+            "  bbtune.method whitebox, the same context learned by backprop through the frozen model\n"
+            "  loaded in-process from bbtune.whitebox.checkpoint (the upper bound).\n"
             "  --resume auto   continue from the newest complete checkpoint under RUN_DIR/bbtune/checkpoints\n"
             "                  (start fresh when there is none)\n"
             "  --resume PATH   continue from exactly this checkpoint directory\n"

@@ -108,10 +108,16 @@ vt_status vt_zo_estimate(vt_zo *z, const float *theta, vt_zo_objective f, void *
 }
 
 vt_status vt_zo_step(vt_zo *z, float *theta, vt_zo_objective f, void *arg, float *f0, vt_error *err) {
-    size_t d = z->d;
     vt_status st = vt_zo_estimate(z, theta, f, arg, z->g, f0, err);
     if (st) return st;
+    vt_zo_apply(z, theta, z->g);
+    return VT_OK;
+}
+
+void vt_zo_apply(vt_zo *z, float *theta, const float *grad) {
+    size_t d = z->d;
     float *g = z->g;
+    if (g != grad) memcpy(g, grad, d * sizeof(float));
     if (z->o.momentum > 0) {
         float a = z->o.momentum;
         for (size_t j = 0; j < d; j++) g[j] = z->step ? (1 - a) * g[j] + a * z->prev[j] : g[j];
@@ -135,7 +141,6 @@ vt_status vt_zo_step(vt_zo *z, float *theta, vt_zo_objective f, void *arg, float
         double mh = z->m[j] / c1, vh = z->v[j] / c2;
         theta[j] -= (float)(z->o.lr * mh / (sqrt(vh) + z->o.adam_eps));
     }
-    return VT_OK;
 }
 
 vt_zo_state vt_zo_get_state(vt_zo *z) { return (vt_zo_state){.step = z->step, .m = z->m, .v = z->v, .prev = z->prev}; }

@@ -47,6 +47,12 @@ vt_status vt_zo_estimate(vt_zo *z, const float *theta, vt_zo_objective f, void *
 /* One optimisation step on theta in place: estimate, momentum, clip, Adam.
  * *f0 (may be NULL) gets f(theta) before the update. */
 vt_status vt_zo_step(vt_zo *z, float *theta, vt_zo_objective f, void *arg, float *f0, vt_error *err);
+/* The update half of vt_zo_step with a gradient from elsewhere (white-box
+ * prompt tuning's true gradient, trainer/whitebox.h): momentum, clipping,
+ * Adam, step counter; grad (d floats) is not changed. vt_zo_step is
+ * vt_zo_estimate followed by this, so both share one optimiser and one
+ * checkpoint state. */
+void vt_zo_apply(vt_zo *z, float *theta, const float *grad);
 /* The estimate the last step applied (after momentum and clipping), d floats. */
 const float *vt_zo_last_gradient(const vt_zo *z);
 /* Steps taken so far (the next step's index). */

@@ -18,6 +18,9 @@
 #     adapter costs none; held-out loss is reported, not asserted); 1 rank gives the same adapter bytes; a stop-file exit and
 #     resume gives them too; resuming the finished run with more adapter
 #     steps equals a fresh run with that many;
+#  G  white-box prompt tuning (bbtune.method whitebox: the model in-process,
+#     true gradient): the service's starting loss, the loss falls, 1 and 2
+#     ranks alike, stop-file exit + resume continues exactly;
 #  bad configs: one line, exit 2.
 . "$(dirname "$0")/lib.sh"
 d=$VT_TEST_TMP/bbtune
@@ -223,6 +226,40 @@ cp -r "$d/f1" "$d/f4"
 tensors_equal "$(final_ctx "$d/f4")" "$(final_ctx "$d/f5")" adapter.params ||
   fail "F4: 200 adapter steps + resume to 300 differ from 300 in one go"
 tensors_equal "$(final_ctx "$d/f4")" "$(final_ctx "$d/f5")" adapter.m || fail "F4: Adam state differs"
+
+echo "[$SECONDS s]"
+# ---- G: white-box prompt tuning (the model in-process, true gradient): the
+# starting loss is the service's (A's, same items, context and seed), a
+# short run lowers it, 2 ranks give 1 rank's context, and a stop-file exit +
+# resume gives the uninterrupted run's context, byte for byte
+{ sed '/endpoint_file:/d' "$d/run.yaml"; printf '  whitebox:\n    checkpoint: %s\n    threads: 1\n' "$ckpt"; } >"$d/wb.yaml"
+gargs=(--set bbtune.method=whitebox --set bbtune.budget=0 --set bbtune.steps=10 --set bbtune.zo.lr=0.05)
+"$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g1" "${gargs[@]}" 2>"$d/g1.log" || fail "G1 failed: $(tail -5 "$d/g1.log")"
+l0=$(summary "$d/g1" loss_initial); l1=$(summary "$d/g1" loss_final)
+echo "G: white-box loss $l0 -> $l1 in $(summary "$d/g1" steps) steps, $(summary "$d/g1" queries_used) queries;" \
+  "the service's starting loss (A) $(summary "$d/a" loss_initial)"
+python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-5 * abs(b) else 1)" \
+  "$l0" "$(summary "$d/a" loss_initial)" || fail "G1: starting loss $l0 differs from the service's $(summary "$d/a" loss_initial)"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 0.01 else 1)" "$l0" "$l1" ||
+  fail "G1: loss did not fall: $l0 -> $l1"
+[ "$(summary "$d/g1" steps)" = 10 ] && [ "$(summary "$d/g1" queries_used)" = 14 ] ||
+  fail "G1: expected 10 steps and 2 + 10 + 2 queries"
+"$MPI" -np 2 "$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g2" "${gargs[@]}" 2>"$d/g2.log" ||
+  fail "G2 failed: $(tail -5 "$d/g2.log")"
+tensors_equal "$(final_ctx "$d/g1")" "$(final_ctx "$d/g2")" || fail "G2: one rank and two ranks differ"
+touch "$d/stop"
+rc=0; "$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g3" "${gargs[@]}" --stop-file "$d/stop" 2>"$d/g3.log" || rc=$?
+[ $rc = 3 ] || fail "G3: stop file gave exit $rc: $(tail -3 "$d/g3.log")"
+"$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g3" "${gargs[@]}" --resume auto 2>>"$d/g3.log" ||
+  fail "G3: resume failed: $(tail -3 "$d/g3.log")"
+grep -q "resumed from .* at step 1 " "$d/g3.log" || fail "G3: did not resume at step 1: $(grep resumed "$d/g3.log")"
+tensors_equal "$(final_ctx "$d/g1")" "$(final_ctx "$d/g3")" || fail "G3: stop + resume changed the context"
+tensors_equal "$(final_ctx "$d/g1")" "$(final_ctx "$d/g3")" zo.m || fail "G3: stop + resume changed Adam's state"
+expect_fail 2 "method whitebox runs the model itself" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.method=whitebox
+expect_fail 2 "bbtune.whitebox.\* keys need bbtune.method whitebox" -- \
+  "$VISTUNE" bbtune "$d/wb.yaml" --set bbtune.endpoint=tcp://127.0.0.1:1
+expect_fail 1 "bbtune.whitebox.checkpoint $d/none" -- \
+  "$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g4" --set bbtune.method=whitebox --set bbtune.whitebox.checkpoint="$d/none"
 
 echo "[$SECONDS s]"
 # ---- bad configs and usage: one line, exit 2

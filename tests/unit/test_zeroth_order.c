@@ -207,6 +207,39 @@ static double ellipsoid(const double *x) {
     return s;
 }
 
+/* vt_zo_step = vt_zo_estimate + vt_zo_apply (white-box tuning applies the
+ * true gradient through the same update), bit for bit, with momentum and
+ * clipping on. */
+static void test_apply_is_the_update(void **state) {
+    (void)state;
+    quad f;
+    quad_init(&f);
+    vt_zo_options o;
+    vt_zo_options_default(&o);
+    o.q = 8;
+    o.lr = 0.05f;
+    o.momentum = 0.4f;
+    o.clip = 1.0f;
+    o.seed = 3;
+    vt_zo *a = NULL, *b = NULL;
+    vt_error err = {0};
+    assert_int_equal(vt_zo_create(&a, D, &o, &err), VT_OK);
+    assert_int_equal(vt_zo_create(&b, D, &o, &err), VT_OK);
+    float xa[D] = {0}, xb[D] = {0}, g[D], g0[D];
+    for (int s = 0; s < 6; s++) {
+        assert_int_equal(vt_zo_step(a, xa, quad_eval, &f, NULL, &err), VT_OK);
+        assert_int_equal(vt_zo_estimate(b, xb, quad_eval, &f, g, NULL, &err), VT_OK);
+        memcpy(g0, g, sizeof g);
+        vt_zo_apply(b, xb, g);
+        assert_memory_equal(g, g0, sizeof g); /* the caller's gradient is not touched */
+    }
+    assert_int_equal(vt_zo_steps(b), 6);
+    assert_memory_equal(xa, xb, sizeof xa);
+    assert_memory_equal(vt_zo_last_gradient(a), vt_zo_last_gradient(b), sizeof xa);
+    vt_zo_free(a);
+    vt_zo_free(b);
+}
+
 static void test_cmaes_quadratic(void **state) {
     (void)state;
     vt_cmaes_options o = {.lambda = 0, .sigma0 = 0.5, .bound = 5, .seed = 1};
@@ -271,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_cosine_grows_with_q),
         cmocka_unit_test(test_steps_minimise_clip_and_resume),
         cmocka_unit_test(test_non_finite_objective),
+        cmocka_unit_test(test_apply_is_the_update),
         cmocka_unit_test(test_cmaes_quadratic),
         cmocka_unit_test(test_cmaes_subspace),
     };
