@@ -6,7 +6,7 @@
 # CBBT + output adapter (same run, the adapter costs no queries), CraFT and
 # white-box prompt tuning (backprop through the frozen model in-process; one
 # forward+backward on a minibatch counts as one query) at each query budget,
-# for each seed. Held-out metrics from the answer-position logits
+# for each seed, and the adapter alone on the starting context. Held-out metrics from the answer-position logits
 # (teacher-forced): whole-answer exact match of the argmax, answer-token
 # accuracy, answer loss; zero-shot = the starting context (4 random vectors
 # at the embedding table's scale, the same for every method of a seed).
@@ -91,6 +91,14 @@ for seed in $seeds; do
     done
   done
 done
+# The adapter alone: on the starting context (no tuning step; the budget pays
+# only the two evaluations), to separate its gain from CBBT's.
+for seed in $seeds; do
+  d=$out/adapteronly-s$seed-b0
+  "$VISTUNE" bbtune "$out/bb.yaml" --set run_dir="$d" --set seed="$seed" --set bbtune.budget=0 --set bbtune.steps=0 \
+    --set bbtune.adapter.enabled=true >"$d.log" 2>&1
+  echo "adapter only seed $seed: $((SECONDS - t0)) s" >&2
+done
 # ZO estimate vs true gradient: at the starting context (steps 0) and after
 # 300 white-box steps, 3 minibatch/direction seeds each.
 for seed in $seeds; do
@@ -121,6 +129,10 @@ print("|---|---|---|---|---|---|---|")
 z = [S[("cbbt", s, budgets[0])] for s in seeds]
 print(f"| zero-shot (start) | 0 | 0 | 0 | {cell([x['eval_em_initial'] for x in z], 1)} | "
       f"{cell([x['eval_acc_initial'] for x in z], 1)} | {cell([x['eval_loss_initial'] for x in z], 0)} |")
+xs = [S[("adapteronly", s, "0")] for s in seeds]
+print(f"| adapter only (start context) | 0 | {ms([x['queries_used'] for x in xs])[0]:.0f} | 0 | "
+      f"{cell([x['adapter_eval_em_final'] for x in xs], 1)} | {cell([x['adapter_eval_acc_final'] for x in xs], 1)} | "
+      f"{cell([x['adapter_eval_loss_final'] for x in xs], 0)} |")
 rows = [("CBBT q=16", "cbbt", ""), ("CBBT + adapter", "cbbt", "adapter_"), ("CraFT", "craft", ""),
         ("white-box", "whitebox", "")]
 for name, m, pre in rows:
