@@ -19,12 +19,13 @@
 # Environment: STEPS (120), VAL_ITEMS (128), JOBS (2 runs at a time),
 # ARMS (default: the 8 below; the others, e.g. mmict-k1-similar or
 # vanilla-k4-random, by name),
-# BASE (runs/quickstart/checkpoints/ckpt-000006000).
+# BASE (runs/quickstart/checkpoints/ckpt-000006000), OUT (runs/exp-icl: one
+# directory per setting, a run is reused when it reached STEPS).
 # Needs the quickstart's data and model: run deploy/quickstart.sh first.
 # Not a test: results go to docs/experiments.md. Finished runs are reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-data=runs/quickstart-data out=runs/exp-icl
+data=runs/quickstart-data out=${OUT:-runs/exp-icl}
 VISTUNE=${VISTUNE:-build/vistune}
 BASE=${BASE:-runs/quickstart/checkpoints/ckpt-000006000}
 STEPS=${STEPS:-120} VAL_ITEMS=${VAL_ITEMS:-128} JOBS=${JOBS:-2}
