@@ -237,7 +237,13 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
     b->logits = b->ad_enabled;
     TRY(vt_config_bool(c, "bbtune.logits", &b->logits, err));
     int ng = vt_config_len(c, "bbtune.groups", err);
-    if (ng == -2) return err->code;
+    if (ng == -2) { /* a scalar: one group (so that --set bbtune.groups=8 works) */
+        int64_t v = 0;
+        *err = (vt_error){0};
+        TRY(vt_config_int_range(c, "bbtune.groups", 0, UINT32_MAX, &v, err));
+        b->groups[0] = (uint32_t)v;
+        b->n_groups = 1;
+    }
     if (ng > MAX_GROUPS)
         return vt_fail(err, VT_ERR_ARG, "%s: bbtune.groups: at most %d groups", vt_config_name(c), MAX_GROUPS);
     for (int i = 0; i < ng; i++) {
@@ -247,7 +253,7 @@ static vt_status read_config(const vt_config *c, bb_config *b, vt_error *err) {
         TRY(vt_config_int_range(c, path, 0, UINT32_MAX, &v, err));
         b->groups[i] = (uint32_t)v;
     }
-    b->n_groups = ng > 0 ? ng : 0;
+    if (ng >= 0) b->n_groups = ng;
     TRY(vt_config_string(c, "bbtune.whitebox.checkpoint", &b->wb_checkpoint, err));
     TRY(vt_config_int_range(c, "bbtune.whitebox.threads", 0, 1024, &b->wb_threads, err));
     TRY(vt_config_int_range(c, "bbtune.whitebox.cosine_seeds", 1, 1000, &b->cos_seeds, err));

@@ -255,6 +255,26 @@ rc=0; "$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g3" "${gargs[@]}" --stop-
 grep -q "resumed from .* at step 1 " "$d/g3.log" || fail "G3: did not resume at step 1: $(grep resumed "$d/g3.log")"
 tensors_equal "$(final_ctx "$d/g1")" "$(final_ctx "$d/g3")" || fail "G3: stop + resume changed the context"
 tensors_equal "$(final_ctx "$d/g1")" "$(final_ctx "$d/g3")" zo.m || fail "G3: stop + resume changed Adam's state"
+# bbtune.groups: only items of those groups (tuning and held-out: all 9
+# items of groups 7 and 8 of the 32); bbtune.logits: exact match measured
+"$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g5" "${gargs[@]}" --set data.store="$d/store_val" \
+  --set bbtune.groups=7 --set bbtune.items=0 --set bbtune.eval_items=100 --set bbtune.steps=0 --set bbtune.batch=1 \
+  --set data.seq_len=190 --set bbtune.seq_len=192 \
+  2>"$d/g5.log" || fail "G5 failed: $(tail -3 "$d/g5.log")"
+sed 's/^  method: cbbt/  groups: [7, 8]\n  method: cbbt/' "$d/wb.yaml" >"$d/wb78.yaml"
+"$VISTUNE" bbtune "$d/wb78.yaml" --set run_dir="$d/g6" "${gargs[@]}" --set data.store="$d/store_val" \
+  --set bbtune.items=0 --set bbtune.eval_items=100 --set bbtune.steps=0 --set bbtune.logits=true --set bbtune.batch=2 \
+  --set data.seq_len=190 --set bbtune.seq_len=192 \
+  2>"$d/g6.log" || fail "G6 failed: $(tail -3 "$d/g6.log")"
+want=$(python3 -c "import json, sys; print(sum(e['group'] in (7, 8) for e in json.load(open(sys.argv[1]))))" "$d/shapes/data.json")
+n5=$(( $(summary "$d/g5" items) + $(summary "$d/g5" eval_items) )); n6=$(( $(summary "$d/g6" items) + $(summary "$d/g6" eval_items) ))
+echo "G: groups [7] took $n5 items, [7, 8] $n6 (the store has $want of groups 7-8); exact match held out $(summary "$d/g6" eval_em_initial)"
+[ "$n6" = "$want" ] && [ "$n5" -lt "$n6" ] && [ "$n5" -gt 0 ] || fail "G6: groups [7, 8] took $n6 items, the store has $want"
+python3 -c "import sys; sys.exit(0 if all(0 <= float(x) <= 1 for x in sys.argv[1:]) else 1)" \
+  "$(summary "$d/g6" em_initial)" "$(summary "$d/g6" eval_em_initial)" "$(summary "$d/g6" eval_acc_final)" ||
+  fail "G6: exact match / accuracy not measured"
+expect_fail 2 "no item in split train of the bbtune.groups" -- \
+  "$VISTUNE" bbtune "$d/wb.yaml" --set run_dir="$d/g7" "${gargs[@]}" --set bbtune.groups=99
 expect_fail 2 "method whitebox runs the model itself" -- "$VISTUNE" bbtune "$d/run.yaml" --set bbtune.method=whitebox
 expect_fail 2 "bbtune.whitebox.\* keys need bbtune.method whitebox" -- \
   "$VISTUNE" bbtune "$d/wb.yaml" --set bbtune.endpoint=tcp://127.0.0.1:1
