@@ -15,6 +15,7 @@
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
+#include "ops/noise.h"
 #include "ops/norm.h"
 #include "ops/optim.h"
 #include "ops/patch_embed.h"

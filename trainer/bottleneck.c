@@ -26,7 +26,6 @@ struct vt_bottleneck_work {
     float alpha;
     int32_t *rows_h;    /* [cap] gathered row -> original row (host) */
     uint8_t *counted_h; /* [cap] gathered row counts in its KL (host) */
-    float *eps_h;       /* [cap, D] gathered noise (host) */
     double *kl_h;       /* [cap] per-row KL sums (host) */
     int32_t *rows;      /* (ctx) copies of the above */
     uint8_t *counted;
@@ -124,10 +123,9 @@ static void free_work(vt_ctx *ctx, vt_bottleneck_work *w) {
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) vt_ctx_free(ctx, dev[i]);
     free(w->rows_h);
     free(w->counted_h);
-    free(w->eps_h);
     free(w->kl_h);
     w->rows = NULL, w->counted = NULL, w->kl_rows = NULL, w->x = w->a1 = w->g = w->o = w->eps = NULL;
-    w->d_o = w->d_g = w->d_x = NULL, w->rows_h = NULL, w->counted_h = NULL, w->eps_h = NULL, w->kl_h = NULL;
+    w->d_o = w->d_g = w->d_x = NULL, w->rows_h = NULL, w->counted_h = NULL, w->kl_h = NULL;
     w->cap = 0;
 }
 
@@ -145,9 +143,8 @@ static vt_status grow(vt_bottleneck *bn, int N, vt_error *err) {
         if (vt_ctx_alloc(bn->ctx, dev[i].p, dev[i].bytes)) goto nomem;
     w->rows_h = malloc(n * sizeof(int32_t));
     w->counted_h = malloc(n);
-    w->eps_h = malloc(n * D * f);
     w->kl_h = malloc(n * sizeof(double));
-    if (!w->rows_h || !w->counted_h || !w->eps_h || !w->kl_h) goto nomem;
+    if (!w->rows_h || !w->counted_h || !w->kl_h) goto nomem;
     w->cap = N;
     return VT_OK;
 nomem:
@@ -230,20 +227,6 @@ void vt_bottleneck_zero_grad(vt_bottleneck *bn) {
     vt_ctx_memset_zero(bn->ctx, bn->grads, bn->num_params * sizeof(float));
 }
 
-/* Box-Muller keeping both outputs of each pair of uniforms (half the log,
- * sqrt and uniforms of drawing one normal at a time). */
-void vt_bottleneck_noise(float *eps, size_t n, uint64_t key) {
-    vt_rng r;
-    vt_rng_init(&r, key);
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = vt_rng_uniform_double(&r), u2 = vt_rng_uniform_double(&r);
-        if (u1 < 1e-300) u1 = 1e-300;
-        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925 * u2;
-        eps[i] = (float)(rad * cos(th));
-        if (i + 1 < n) eps[i + 1] = (float)(rad * sin(th));
-    }
-}
-
 /* ---- forward ---- */
 
 static vt_status ctx_fail(vt_bottleneck *bn, vt_error *err) {
@@ -320,7 +303,6 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
             w->rows_h[k] = r;
             w->counted_h[k] = role[r] == VT_BN_VISUAL || role[r] == VT_BN_TEXT_KL;
             if (w->counted_h[k]) *(pass == 0 ? &cv : &ct) += 1;
-            if (eps) memcpy(w->eps_h + (size_t)k * D, eps + (size_t)r * D, D * sizeof(float));
             k++;
         }
         if (pass == 0) w->nv = k;
@@ -328,8 +310,8 @@ vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role
     w->nt = k - w->nv;
     if (vt_ctx_memcpy_h2d(bn->ctx, w->rows, w->rows_h, (size_t)k * sizeof(int32_t)) ||
         vt_ctx_memcpy_h2d(bn->ctx, w->counted, w->counted_h, (size_t)k) ||
-        (eps && vt_ctx_memcpy_h2d(bn->ctx, w->eps, w->eps_h, (size_t)k * D * sizeof(float))) ||
-        vt_rows_gather(bn->ctx, w->x, h, w->rows, k, (int)D))
+        vt_rows_gather(bn->ctx, w->x, h, w->rows, k, (int)D) ||
+        (eps && vt_rows_gather(bn->ctx, w->eps, eps, w->rows, k, (int)D)))
         return ctx_fail(bn, err);
     if ((st = head_forward(bn, &bn->w.v, 0, w->nv, err))) return st;
     if ((st = head_forward(bn, &bn->w.t, w->nv, w->nt, err))) return st;

@@ -113,13 +113,10 @@ vt_status vt_bottleneck_create(vt_bottleneck **out, vt_ctx *ctx, const vt_bottle
                                uint64_t seed, vt_error *err);
 void vt_bottleneck_free(vt_bottleneck *bn);
 
-/* Fills eps[n] with N(0, 1) draws of the Philox stream keyed by `key` (e.g.
- * vt_hash4(seed, step, micro, rank)), so a resumed run draws the same noise. */
-void vt_bottleneck_noise(float *eps, size_t n, uint64_t key);
-
 /* h [N, D] (ctx memory) is replaced in place by h'. role [N] (host) as
- * above. eps [N, D] (host) is the training noise (rows of PASS rows are ignored); eps NULL = inference (z =
- * mu). Computes kl_v, kl_t, loss and keeps what backward needs (eps is
+ * above. eps [N, D] (ctx memory; ops/noise.h) is the training noise (rows
+ * of PASS rows are ignored); eps NULL = inference (z = mu). Computes kl_v,
+ * kl_t, loss and keeps what backward needs (eps is
  * copied). Rows may be any mix of roles; N may change between calls. */
 vt_status vt_bottleneck_forward(vt_bottleneck *bn, float *h, const uint8_t *role, int N,
                                 float alpha, const float *eps, vt_error *err);

@@ -348,6 +348,7 @@ void vt_denoiser_free(vt_denoiser *dn) {
         vt_ctx_free(dn->ctx, dn->work->slab);
         vt_ctx_free(dn->ctx, dn->work->idx);
         free(dn->work->host);
+        free(dn->work->idx_h);
         free(dn->work->blk);
         free(dn->work);
     }

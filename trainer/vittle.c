@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/rng.h"
+#include "ops/noise.h"
 
 void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role) {
     int B = (int)b->shape.batch, T = (int)b->shape.seq_len;
@@ -24,20 +25,26 @@ void vt_vittle_roles(const vt_batch *b, int image_token, uint8_t *role) {
 static vt_status hook_forward(void *arg, vt_model *m, const vt_batch *b, float *h, vt_error *err) {
     vt_vittle *v = arg;
     size_t N = (size_t)b->shape.batch * b->shape.seq_len, D = (size_t)m->cfg.hidden;
-    if (N > v->cap) {
+    size_t B = b->shape.batch;
+    if (N > v->cap || B > v->cap_keys) {
         free(v->role);
-        free(v->eps);
+        free(v->keys);
+        vt_ctx_free(m->ctx, v->eps);
+        v->eps = NULL;
         v->role = malloc(N);
-        v->eps = malloc(N * D * sizeof(float));
-        v->cap = (v->role && v->eps) ? N : 0;
-        if (!v->cap) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu rows", N);
+        v->keys = malloc(B * sizeof(uint64_t));
+        v->cap = v->cap_keys = 0;
+        if (!v->role || !v->keys || vt_ctx_alloc(m->ctx, (void **)&v->eps, N * D * sizeof(float)))
+            return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory for %zu rows", N);
+        v->cap = N;
+        v->cap_keys = B;
     }
     vt_vittle_roles(b, m->cfg.image_token_index, v->role);
     if (v->train) {
-        size_t per = (size_t)b->shape.seq_len * D;
-        for (uint32_t i = 0; i < b->shape.batch; i++)
-            vt_bottleneck_noise(v->eps + i * per, per,
-                                vt_hash4(v->noise_key, b->sample_indices ? b->sample_indices[i] : i, 0, 0));
+        for (size_t i = 0; i < B; i++)
+            v->keys[i] = vt_hash4(v->noise_key, b->sample_indices ? b->sample_indices[i] : i, 0, 0);
+        if (vt_normal_noise(m->ctx, v->eps, v->keys, (int)B, (size_t)b->shape.seq_len * D))
+            return vt_fail(err, VT_ERR_DEVICE, "vittle: %s", vt_ctx_error(m->ctx)->msg);
     }
     return vt_bottleneck_forward(v->bn, h, v->role, (int)N, v->alpha, v->train ? v->eps : NULL, err);
 }
@@ -74,7 +81,8 @@ void vt_vittle_free(vt_vittle *v) {
     if (v->m && v->m->hook.arg == v) memset(&v->m->hook, 0, sizeof v->m->hook);
     vt_bottleneck_free(v->bn);
     free(v->role);
-    free(v->eps);
+    free(v->keys);
+    if (v->m) vt_ctx_free(v->m->ctx, v->eps);
     free(v);
 }
 

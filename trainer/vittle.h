@@ -18,13 +18,15 @@ typedef struct vt_vittle {
     vt_model *m;          /* borrowed; its hook points here while attached */
     bool train;           /* next forwards sample z = mu + sigma eps */
     float alpha;          /* mixing weight of the next forwards */
-    uint64_t noise_key;   /* eps of sequence i of a forward = vt_bottleneck_noise(vt_hash4(key,
-                           * sample_indices[i] (i when the batch has none), 0, 0)) over its [T, D]:
-                           * a sample's noise does not depend on where in the batch it sits */
+    uint64_t noise_key;   /* eps of sequence i of a forward = the vt_normal_noise stream keyed by
+                           * vt_hash4(key, sample_indices[i] (i when the batch has none), 0, 0)
+                           * over its [T, D]: a sample's noise does not depend on where in the
+                           * batch it sits, nor on the backend */
     float kl_scale_v, kl_scale_t; /* gradient weights of beta_v KL_v, beta_t KL_t in the next backward */
     uint8_t *role;        /* [B*T] scratch */
-    float *eps;           /* [B*T*D] scratch */
-    size_t cap;
+    float *eps;           /* [B*T*D] scratch, in the model's ctx memory */
+    uint64_t *keys;       /* [B] scratch: the sequences' noise keys */
+    size_t cap, cap_keys;
 } vt_vittle;
 
 /* Resolves cfg against the model's decoder (hidden size, default layer),

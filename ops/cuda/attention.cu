@@ -9,9 +9,13 @@
  *
  * cuBLAS is column-major: a row-major X (rows x cols, leading dimension ld)
  * is the column-major X^T with the same ld, so each row-major product
- * C = A B is issued as C^T = B^T A^T. The query heads of one key/value
- * group share K and V, so one strided-batched call covers the group (stride
- * 0 for the shared operand). */
+ * C = A B is issued as C^T = B^T A^T. Each product is ONE pointer-array
+ * batched call over every (sequence, head) (cublasSgemmBatched; the arrays
+ * are built on the device by a small kernel), so the launch count does not
+ * grow with the batch: with one call per (sequence, key/value group) a
+ * batch of 32 short sequences of 16 heads spent its time launching. dK and
+ * dV, whose outputs the heads of a group share, take one call per head
+ * index within the group (batched over sequences and groups), in head order. */
 #include "ops/cuda/cuda_common.cuh"
 
 enum { ATT_THREADS = 128 };
@@ -58,8 +62,6 @@ __global__ static void softmax_grad_rows_kernel(float *dp, const float *att, int
     for (int j = threadIdx.x; j < T; j += blockDim.x) gr[j] = ar[j] * (gr[j] - dot);
 }
 
-/* One row-major product per query head of group g of sequence b:
- * C_h (m x n) = op(A) op(B) in column-major terms, batched over the group. */
 typedef struct {
     cublasHandle_t h;
     int T, NH, NKV, hd, rep;
@@ -71,10 +73,51 @@ static att_dims dims_of(vt_ctx *ctx, int T, int NH, int NKV, int hd) {
                   (long long)NKV * hd, (long long)T * T};
     return d;
 }
-/* Offsets of sequence b / head h / kv head g in q (or out, dq), k (or v), att. */
-static size_t q_at(const att_dims *d, int b, int h) { return (size_t)b * d->T * d->qstr + (size_t)h * d->hd; }
-static size_t k_at(const att_dims *d, int b, int g) { return (size_t)b * d->T * d->kstr + (size_t)g * d->hd; }
-static size_t a_at(const att_dims *d, int b, int h) { return ((size_t)b * d->NH + h) * (size_t)d->tt; }
+
+/* Operand i of a batch (i = b X + x: sequence b, head-like index x) sits at
+ * base + b sb + (x / div) sx. */
+typedef struct {
+    const float *base;
+    long long sb, sx;
+    int div;
+} operand;
+
+static operand q_like(const att_dims *d, const float *p) { return {p, (long long)d->T * d->qstr, d->hd, 1}; }
+static operand k_like(const att_dims *d, const float *p) { /* per query head: its group's K/V */
+    return {p, (long long)d->T * d->kstr, d->hd, d->rep};
+}
+static operand a_like(const att_dims *d, const float *p) { return {p, (long long)d->NH * d->tt, d->tt, 1}; }
+
+__global__ static void pointers_kernel(const float **out, operand a, operand b, operand c, int X, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        long long s = i / X, x = i % X;
+        out[i] = a.base + s * a.sb + (x / a.div) * a.sx;
+        out[n + i] = b.base + s * b.sb + (x / b.div) * b.sx;
+        out[2 * n + i] = c.base + s * c.sb + (x / c.div) * c.sx;
+    }
+}
+
+/* C_i (m x n, column-major) = alpha op(A_i) op(B_i) + beta C_i for the B X
+ * batch entries; ptrs: device room for 3 B X pointers. */
+static vt_status batched(vt_ctx *ctx, const att_dims *d, const float **ptrs, cublasOperation_t ta,
+                         cublasOperation_t tb, int m, int n, int k, float alpha, operand A, int lda, operand Bop,
+                         int ldb, float beta, operand C, int ldc, int B, int X) {
+    int count = B * X;
+    pointers_kernel<<<vt_cuda_blocks((size_t)count, 128), 128, 0, vt_cuda_stream(ctx)>>>(ptrs, A, Bop, C, X, count);
+    VT_CUDA_LAUNCHED(ctx);
+    VT_CUBLAS_CK(ctx, cublasSgemmBatched(d->h, ta, tb, m, n, k, &alpha, ptrs, lda, ptrs + count, ldb, &beta,
+                                         (float *const *)(ptrs + 2 * count), ldc, count));
+    return VT_OK;
+}
+
+/* Device room for the pointer arrays (and, in backward, dS before them). */
+static const float **pointer_room(vt_ctx *ctx, int B, int NH, size_t before_bytes, float **before) {
+    size_t off = (before_bytes + 255) / 256 * 256;
+    char *p = static_cast<char *>(vt_ops_scratch(ctx, off + 3 * sizeof(float *) * (size_t)B * NH));
+    if (!p) return nullptr;
+    if (before) *before = reinterpret_cast<float *>(p);
+    return reinterpret_cast<const float **>(p + off);
+}
 
 extern "C" vt_status vt_cuda_attention_forward(vt_ctx *ctx, float *out, float *att,
                                                const float *q, const float *k, const float *v,
@@ -102,27 +145,20 @@ extern "C" vt_status vt_cuda_attention_forward(vt_ctx *ctx, float *out, float *a
         free(h);
     }
     att_dims d = dims_of(ctx, T, NH, NKV, hd);
-    const float scale = 1.0f / sqrtf((float)hd), zero = 0.0f, one = 1.0f;
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < NKV; g++) { /* S^T[Tk,Tq] = K . Q^T per head of the group */
-            int h0 = g * d.rep;
-            VT_CUBLAS_CK(ctx, cublasSgemmStridedBatched(
-                                  d.h, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &scale, k + k_at(&d, b, g),
-                                  (int)d.kstr, 0, q + q_at(&d, b, h0), (int)d.qstr, hd, &zero,
-                                  att + a_at(&d, b, h0), T, d.tt, d.rep));
-        }
+    const float **ptrs = pointer_room(ctx, B, NH, 0, nullptr);
+    if (!ptrs) return ctx->err.code;
+    const float scale = 1.0f / sqrtf((float)hd);
+    vt_status st;
+    /* S^T[Tk,Tq] = K . Q^T per (sequence, head) */
+    if ((st = batched(ctx, &d, ptrs, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, scale, k_like(&d, k), (int)d.kstr,
+                      q_like(&d, q), (int)d.qstr, 0.0f, a_like(&d, att), T, B, NH)))
+        return st;
     softmax_rows_kernel<<<(unsigned)((size_t)B * NH * T), ATT_THREADS, 0, vt_cuda_stream(ctx)>>>(
         att, kv_len, T, NH, causal);
     VT_CUDA_LAUNCHED(ctx);
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < NKV; g++) { /* O^T[hd,Tq] = V^T . P^T */
-            int h0 = g * d.rep;
-            VT_CUBLAS_CK(ctx, cublasSgemmStridedBatched(
-                                  d.h, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, v + k_at(&d, b, g),
-                                  (int)d.kstr, 0, att + a_at(&d, b, h0), T, d.tt, &zero,
-                                  out + q_at(&d, b, h0), (int)d.qstr, hd, d.rep));
-        }
-    return VT_OK;
+    /* O^T[hd,Tq] = V^T . P^T */
+    return batched(ctx, &d, ptrs, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, k_like(&d, v), (int)d.kstr,
+                   a_like(&d, att), T, 0.0f, q_like(&d, out), (int)d.qstr, B, NH);
 }
 
 extern "C" vt_status vt_cuda_attention_backward(vt_ctx *ctx, float *dq, float *dk, float *dv,
@@ -130,41 +166,44 @@ extern "C" vt_status vt_cuda_attention_backward(vt_ctx *ctx, float *dq, float *d
                                                 const float *q, const float *k, const float *v,
                                                 int B, int T, int NH, int NKV, int hd) {
     att_dims d = dims_of(ctx, T, NH, NKV, hd);
-    const float scale = 1.0f / sqrtf((float)hd), zero = 0.0f, one = 1.0f;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *ds = nullptr;
+    const float **ptrs = pointer_room(ctx, B, NH, (dq || dk) ? sizeof(float) * (size_t)B * NH * T * T : 0, &ds);
+    if (!ptrs) return ctx->err.code;
+    vt_status st;
+    /* the heads of a group share dK/dV: one call per head index j within the
+     * group, batched over (sequence, group), adds them in head order */
+    operand by_group_q = {nullptr, (long long)T * d.qstr, (long long)d.rep * hd, 1};
+    operand by_group_a = {nullptr, (long long)NH * d.tt, (long long)d.rep * d.tt, 1};
+    operand by_group_k = {nullptr, (long long)T * d.kstr, hd, 1};
     if (dq || dk) {
-        float *ds = static_cast<float *>(vt_ops_scratch(ctx, sizeof(float) * (size_t)B * NH * T * T));
-        if (!ds) return ctx->err.code;
-        for (int b = 0; b < B; b++)
-            for (int g = 0; g < NKV; g++) { /* dP^T[Tk,Tq] = V . dO^T */
-                int h0 = g * d.rep;
-                VT_CUBLAS_CK(ctx, cublasSgemmStridedBatched(
-                                      d.h, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &one, v + k_at(&d, b, g),
-                                      (int)d.kstr, 0, dout + q_at(&d, b, h0), (int)d.qstr, hd, &zero,
-                                      ds + a_at(&d, b, h0), T, d.tt, d.rep));
-            }
+        /* dP^T[Tk,Tq] = V . dO^T */
+        if ((st = batched(ctx, &d, ptrs, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, k_like(&d, v), (int)d.kstr,
+                          q_like(&d, dout), (int)d.qstr, 0.0f, a_like(&d, ds), T, B, NH)))
+            return st;
         softmax_grad_rows_kernel<<<(unsigned)((size_t)B * NH * T), ATT_THREADS, 0,
                                    vt_cuda_stream(ctx)>>>(ds, att, T);
         VT_CUDA_LAUNCHED(ctx);
-        for (int b = 0; b < B; b++)
-            for (int g = 0; g < NKV; g++) {
-                int h0 = g * d.rep;
-                if (dq) /* dQ^T[hd,Tq] += scale * K^T . dS^T */
-                    VT_CUBLAS_CK(ctx, cublasSgemmStridedBatched(
-                                          d.h, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &scale,
-                                          k + k_at(&d, b, g), (int)d.kstr, 0, ds + a_at(&d, b, h0), T,
-                                          d.tt, &one, dq + q_at(&d, b, h0), (int)d.qstr, hd, d.rep));
-                if (dk) /* dK^T[hd,Tk] += scale * Q^T . dS, head by head (one C per group) */
-                    for (int h = h0; h < h0 + d.rep; h++)
-                        VT_CUBLAS_CK(ctx, cublasSgemm(d.h, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &scale,
-                                                      q + q_at(&d, b, h), (int)d.qstr, ds + a_at(&d, b, h),
-                                                      T, &one, dk + k_at(&d, b, g), (int)d.kstr));
-            }
+        /* dQ^T[hd,Tq] += scale * K^T . dS^T */
+        if (dq && (st = batched(ctx, &d, ptrs, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, scale, k_like(&d, k),
+                                (int)d.kstr, a_like(&d, ds), T, 1.0f, q_like(&d, dq), (int)d.qstr, B, NH)))
+            return st;
+        /* dK^T[hd,Tk] += scale * Q^T . dS */
+        for (int j = 0; dk && j < d.rep; j++) {
+            operand A = by_group_q, Bop = by_group_a, C = by_group_k;
+            A.base = q + (size_t)j * hd, Bop.base = ds + (size_t)j * d.tt, C.base = dk;
+            if ((st = batched(ctx, &d, ptrs, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, scale, A, (int)d.qstr, Bop, T,
+                              1.0f, C, (int)d.kstr, B, NKV)))
+                return st;
+        }
     }
-    if (dv)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++) /* dV^T[hd,Tk] += dO^T . P, in head order */
-                VT_CUBLAS_CK(ctx, cublasSgemm(d.h, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &one,
-                                              dout + q_at(&d, b, h), (int)d.qstr, att + a_at(&d, b, h),
-                                              T, &one, dv + k_at(&d, b, h / d.rep), (int)d.kstr));
+    /* dV^T[hd,Tk] += dO^T . P */
+    for (int j = 0; dv && j < d.rep; j++) {
+        operand A = by_group_q, Bop = by_group_a, C = by_group_k;
+        A.base = dout + (size_t)j * hd, Bop.base = att + (size_t)j * d.tt, C.base = dv;
+        if ((st = batched(ctx, &d, ptrs, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, A, (int)d.qstr, Bop, T, 1.0f,
+                          C, (int)d.kstr, B, NKV)))
+            return st;
+    }
     return VT_OK;
 }

@@ -115,6 +115,9 @@ vt_status vt_cuda_gated_add_forward(vt_ctx *ctx, float *out, const float *x, con
 vt_status vt_cuda_gated_add_backward(vt_ctx *ctx, const float *dout, const float *y, const float *mod,
                                      float *dmod, float *dy, int mw, int gate, size_t R, int W);
 
+/* noise.cu */
+vt_status vt_cuda_normal_noise(vt_ctx *ctx, float *out, const uint64_t *keys, int streams, size_t per_stream);
+
 /* vib.cu */
 vt_status vt_cuda_vib_forward(vt_ctx *ctx, const vt_vib_rows *r, float *h, double *kl_rows);
 vt_status vt_cuda_vib_backward(vt_ctx *ctx, const vt_vib_rows *r, const float *dh, double kl_coef,

@@ -1,5 +1,5 @@
-/* The Vittle bottleneck on the CUDA backend against the CPU backend: the
- * same layer (same seed), rows of every role, training noise, a learnable
+/* The Vittle bottleneck on the CUDA backend against the CPU backend (and its
+ * training noise, ops/noise.h): the same layer (same seed), rows of every role, training noise, a learnable
  * prior with both KL variants and inference mode; compares h', the KL terms,
  * dL/dh and every parameter gradient. The CPU layer itself is checked
  * against PyTorch in parity.bottleneck. Exits 77 (skip) without a device. */
@@ -16,6 +16,7 @@
 
 #include "common/rng.h"
 #include "ops/ctx.h"
+#include "ops/noise.h"
 #include "trainer/bottleneck.h"
 
 /* Relative L2 error allowed between the backends (both float32). */
@@ -64,12 +65,14 @@ static void run_layer(vt_ctx *ctx, const vt_bottleneck_config *cfg, bool train, 
     fill(h, N * D, 1, 1.0f);
     fill(eps, N * D, 2, 1.0f);
     fill(dh, N * D, 3, 0.1f);
-    float *hd = NULL, *dhd = NULL;
+    float *hd = NULL, *dhd = NULL, *epsd = NULL;
     assert_int_equal(vt_ctx_alloc(ctx, (void **)&hd, sizeof h), VT_OK);
+    assert_int_equal(vt_ctx_alloc(ctx, (void **)&epsd, sizeof eps), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_h2d(ctx, epsd, eps, sizeof eps), VT_OK);
     assert_int_equal(vt_ctx_alloc(ctx, (void **)&dhd, sizeof dh), VT_OK);
     assert_int_equal(vt_ctx_memcpy_h2d(ctx, hd, h, sizeof h), VT_OK);
     assert_int_equal(vt_ctx_memcpy_h2d(ctx, dhd, dh, sizeof dh), VT_OK);
-    assert_int_equal(vt_bottleneck_forward(bn, hd, role, N, 0.4f, train ? eps : NULL, &err), VT_OK);
+    assert_int_equal(vt_bottleneck_forward(bn, hd, role, N, 0.4f, train ? epsd : NULL, &err), VT_OK);
     assert_int_equal(vt_bottleneck_backward2(bn, dhd, 0.7f, 1.3f, &err), VT_OK);
     assert_int_equal(vt_ctx_memcpy_d2h(ctx, out->h, hd, sizeof h), VT_OK);
     assert_int_equal(vt_ctx_memcpy_d2h(ctx, out->dh, dhd, sizeof dh), VT_OK);
@@ -81,6 +84,7 @@ static void run_layer(vt_ctx *ctx, const vt_bottleneck_config *cfg, bool train, 
     assert_true(bn->count_v > 0 && bn->count_t > 0);
     vt_ctx_free(ctx, hd);
     vt_ctx_free(ctx, dhd);
+    vt_ctx_free(ctx, epsd);
     vt_bottleneck_free(bn);
 }
 
@@ -129,12 +133,40 @@ static void test_learnable_prior(void **state) {
     compare(&cfg, true, "learnable prior, reference KL");
 }
 
+/* The training noise: the CUDA kernel draws the CPU's numbers (the same
+ * Philox blocks; the double-precision transform may differ in the last bit). */
+static void test_noise(void **state) {
+    (void)state;
+    vt_error err = {0};
+    vt_ctx *c = NULL, *g = NULL;
+    vt_ctx_options oc = {VT_BACKEND_CPU, 0, 0}, og = {VT_BACKEND_CUDA, 0, 0};
+    assert_int_equal(vt_ctx_create(&c, &oc, &err), VT_OK);
+    assert_int_equal(vt_ctx_create(&g, &og, &err), VT_OK);
+    enum { S = 5, PER = 4097 };
+    uint64_t keys[S];
+    for (int s = 0; s < S; s++) keys[s] = vt_hash4(42, (uint64_t)s, 0, 0);
+    static float a[S * PER], b[S * PER];
+    float *d = NULL;
+    assert_int_equal(vt_ctx_alloc(g, (void **)&d, sizeof b), VT_OK);
+    assert_int_equal(vt_normal_noise(c, a, keys, S, PER), VT_OK);
+    assert_int_equal(vt_normal_noise(g, d, keys, S, PER), VT_OK);
+    assert_int_equal(vt_ctx_memcpy_d2h(g, b, d, sizeof b), VT_OK);
+    double worst = 0;
+    for (size_t i = 0; i < S * PER; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / fmax(fabs(a[i]), 1e-3));
+    fprintf(stderr, "noise: worst relative difference CUDA vs CPU %.1e over %d values\n", worst, S * PER);
+    assert_true(worst < 1e-6);
+    vt_ctx_free(g, d);
+    vt_ctx_destroy(c);
+    vt_ctx_destroy(g);
+}
+
 int main(void) {
     if (vt_cuda_device_count() == 0) {
         fprintf(stderr, "test_bottleneck_cuda: no CUDA device (or no CUDA backend): skipping\n");
         return 77;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_noise),
         cmocka_unit_test(test_fixed_prior),
         cmocka_unit_test(test_learnable_prior),
     };
