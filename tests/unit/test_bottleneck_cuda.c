@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "backend_compare.h"
+
 #include "common/rng.h"
 #include "ops/ctx.h"
 #include "ops/noise.h"
@@ -23,21 +25,6 @@
 #define REL_TOL 1e-5
 
 enum { D = 48, N = 37 };
-
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)a[i] * a[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static void fill(float *x, size_t n, uint64_t key, float scale) {
-    vt_rng r;
-    vt_rng_init(&r, key);
-    for (size_t i = 0; i < n; i++) x[i] = scale * (float)vt_rng_normal(&r);
-}
 
 typedef struct {
     float h[N * D], dh[N * D];
@@ -55,16 +42,16 @@ static void run_layer(vt_ctx *ctx, const vt_bottleneck_config *cfg, bool train, 
         /* a prior away from N(0, I): the four prior tensors are the last ones */
         size_t off = bn->tensors[8].offset, n = bn->num_params - off;
         float *p = malloc(n * sizeof(float));
-        fill(p, n, 99, 0.5f);
+        fill_normal(p, n, 99, 0.5f);
         assert_int_equal(vt_ctx_memcpy_h2d(ctx, bn->params + off, p, n * sizeof(float)), VT_OK);
         free(p);
     }
     uint8_t role[N];
     for (int r = 0; r < N; r++) role[r] = (uint8_t)(r % 4); /* PASS, VISUAL, TEXT, TEXT_KL */
     float h[N * D], eps[N * D], dh[N * D];
-    fill(h, N * D, 1, 1.0f);
-    fill(eps, N * D, 2, 1.0f);
-    fill(dh, N * D, 3, 0.1f);
+    fill_normal(h, N * D, 1, 1.0f);
+    fill_normal(eps, N * D, 2, 1.0f);
+    fill_normal(dh, N * D, 3, 0.1f);
     float *hd = NULL, *dhd = NULL, *epsd = NULL;
     assert_int_equal(vt_ctx_alloc(ctx, (void **)&hd, sizeof h), VT_OK);
     assert_int_equal(vt_ctx_alloc(ctx, (void **)&epsd, sizeof eps), VT_OK);

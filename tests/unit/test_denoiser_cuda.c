@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "backend_compare.h"
+
 #include "common/rng.h"
 #include "ops/ctx.h"
 #include "trainer/denoiser.h"
@@ -23,21 +25,6 @@
 #define REL_TOL 2e-5
 
 enum { NI = 3, GRID = 3, N = GRID * GRID, D = 40, C = 12, K = 2 };
-
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)a[i] * a[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static void fill(float *x, size_t n, uint64_t key, float scale) {
-    vt_rng r;
-    vt_rng_init(&r, key);
-    for (size_t i = 0; i < n; i++) x[i] = scale * (float)vt_rng_normal(&r);
-}
 
 typedef struct {
     double loss;
@@ -60,14 +47,14 @@ static void run(vt_ctx *ctx, vt_ross_variant variant, pass_result *out) {
     vt_denoiser *dn = NULL;
     assert_int_equal(vt_denoiser_create(&dn, ctx, &c, 11, &err), VT_OK);
     float *p = malloc(dn->num_params * sizeof(float));
-    fill(p, dn->num_params, 3, 0.2f); /* no zero adaLN: every path gets a gradient */
+    fill_normal(p, dn->num_params, 3, 0.2f); /* no zero adaLN: every path gets a gradient */
     assert_int_equal(vt_ctx_memcpy_h2d(ctx, dn->params, p, dn->num_params * sizeof(float)), VT_OK);
     free(p);
     float cond[NI * N * D], tgt[NI * N * C], eps[NI * K * N * C], dc[NI * N * D];
     int32_t t[NI * K];
-    fill(cond, NI * N * D, 4, 1.0f);
-    fill(tgt, NI * N * C, 5, 1.0f);
-    fill(dc, NI * N * D, 6, 0.01f); /* dcond is added into */
+    fill_normal(cond, NI * N * D, 4, 1.0f);
+    fill_normal(tgt, NI * N * C, 5, 1.0f);
+    fill_normal(dc, NI * N * D, 6, 0.01f); /* dcond is added into */
     vt_denoiser_noise(&dn->cfg, NI, 77, t, eps);
     float *cond_d = NULL, *dcond_d = NULL;
     assert_int_equal(vt_ctx_alloc(ctx, (void **)&cond_d, sizeof cond), VT_OK);
