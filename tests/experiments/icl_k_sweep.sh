@@ -17,8 +17,7 @@
 # (runs/exp-icl/summary.txt).
 #   tests/experiments/icl_k_sweep.sh [SEED ...]        (default 1 2 3)
 # Environment: STEPS (120), VAL_ITEMS (128), JOBS (2 runs at a time),
-# ARMS (default: the 8 below; the others, e.g. mmict-k1-similar or
-# vanilla-k4-random, by name),
+# ARMS (default: the 12 below; any mmict-kK-S / vanilla-kK-S by name),
 # BASE (runs/quickstart/checkpoints/ckpt-000006000), OUT (runs/exp-icl: one
 # directory per setting, a run is reused when it reached STEPS).
 # Needs the quickstart's data and model: run deploy/quickstart.sh first.
@@ -32,7 +31,7 @@ STEPS=${STEPS:-120} VAL_ITEMS=${VAL_ITEMS:-128} JOBS=${JOBS:-2}
 [ "$(cat "$data/version" 2>/dev/null)" = 2 ] && [ -f "$BASE/COMPLETE" ] ||
   { echo "icl_k_sweep: run deploy/quickstart.sh first ($data, $BASE)" >&2; exit 2; }
 seeds=${*:-1 2 3}
-arms=${ARMS:-ft mmict-k0 mmict-k1-random mmict-k2-random mmict-k4-random mmict-k2-similar mmict-k4-similar vanilla-k2-random}
+arms=${ARMS:-ft mmict-k0 mmict-k1-random mmict-k2-random mmict-k4-random mmict-k1-similar mmict-k2-similar mmict-k4-similar vanilla-k1-random vanilla-k2-random vanilla-k4-random vanilla-k2-similar}
 mkdir -p "$out"
 # The quickstart model and data; no curriculum, no loader rank (1 process per run).
 cat > "$out/base.yaml" <<YAML
