@@ -63,7 +63,7 @@ for seed in $seeds; do
     case $arm in ross-*) config=$out/run-$arm.yaml recipe=ross;; esac
     set_run=(--set run_dir="$d" --set recipe=$recipe --set seed="$seed" --set train.steps="$end3")
     echo "== $arm seed $seed" >&2
-    CURRICULUM_STEPS="$end1 $end2" VISTUNE=$VISTUNE deploy/train-curriculum.sh "$data" 2 1 "$config" "${set_run[@]}" >"$d.log" 2>&1
+    CURRICULUM_STEPS="$end1 $end2" VISTUNE=$VISTUNE deploy/train-curriculum.sh "$data" 2 1 "$config" "${set_run[@]}" >>"$d.log" 2>&1
     mpirun -np 2 "$VISTUNE" sched "$config" "${set_run[@]}" --results "$d/results" >>"$d.log" 2>&1
     "$VISTUNE" report --results "$d/results" --out "$d/report" >>"$d.log" 2>&1
   done
@@ -77,8 +77,8 @@ def clean(arm, seed):
 def ms(xs):
     xs = [x for x in xs if x is not None and not math.isnan(x)]
     if not xs: return "-"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0
-    return f"{100 * statistics.mean(xs):.1f} +- {100 * sd:.1f}"
+    if len(xs) == 1: return f"{100 * xs[0]:.1f}"
+    return f"{100 * statistics.mean(xs):.1f} +- {100 * statistics.stdev(xs):.1f}"
 done = [a for a in arms if all(os.path.exists(f"{out}/{a}-{s}/report/report.json") for s in seeds)]
 runs = {a: [clean(a, s) for s in seeds] for a in done}
 types = sorted({t for rs in runs.values() for c in rs for t in c["by_type"]})

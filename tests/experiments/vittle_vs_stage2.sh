@@ -52,7 +52,7 @@ for seed in $seeds; do
     esac
     set_run=(--set run_dir="$d" --set recipe=$recipe --set seed="$seed")
     echo "== $arm seed $seed" >&2
-    CURRICULUM_LAST=$last VISTUNE=$VISTUNE deploy/train-curriculum.sh "$data" 2 1 "$config" "${set_run[@]}" >"$d.log" 2>&1
+    CURRICULUM_LAST=$last VISTUNE=$VISTUNE deploy/train-curriculum.sh "$data" 2 1 "$config" "${set_run[@]}" >>"$d.log" 2>&1
     mpirun -np 2 "$VISTUNE" sched "$config" "${set_run[@]}" --results "$d/results" >>"$d.log" 2>&1
     "$VISTUNE" report --results "$d/results" --out "$d/report" >>"$d.log" 2>&1
   done
