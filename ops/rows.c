@@ -5,15 +5,22 @@
 
 #include "ops/ctx_internal.h"
 
-vt_status vt_rows_gather(vt_ctx *ctx, float *dst, const float *src, const int32_t *idx, int n,
-                         int width) {
-    VT_OPS_CTX(ctx);
-    static const char op[] = "vt_rows_gather";
+/* The arguments every row op shares: n rows of width floats, an index list. */
+static vt_status check(vt_ctx *ctx, const char *op, const float *dst, const float *src, const int32_t *idx, int n,
+                       int width) {
     VT_OPS_REQUIRE(ctx, op, n >= 0 && width > 0, "n=%d width=%d", n, width);
     if (n == 0) return VT_OK;
     VT_OPS_PTR(ctx, op, dst);
     VT_OPS_PTR(ctx, op, src);
     VT_OPS_PTR(ctx, op, idx);
+    return VT_OK;
+}
+
+vt_status vt_rows_gather(vt_ctx *ctx, float *dst, const float *src, const int32_t *idx, int n,
+                         int width) {
+    VT_OPS_CTX(ctx);
+    vt_status st = check(ctx, "vt_rows_gather", dst, src, idx, n, width);
+    if (st || n == 0) return st;
 #ifdef VT_HAVE_CUDA
     if (ctx->backend == VT_BACKEND_CUDA) return vt_cuda_rows_gather(ctx, dst, src, idx, n, width);
 #endif
@@ -25,12 +32,8 @@ vt_status vt_rows_gather(vt_ctx *ctx, float *dst, const float *src, const int32_
 vt_status vt_rows_scatter(vt_ctx *ctx, float *dst, const float *src, const int32_t *idx, int n,
                           int width, bool accumulate) {
     VT_OPS_CTX(ctx);
-    static const char op[] = "vt_rows_scatter";
-    VT_OPS_REQUIRE(ctx, op, n >= 0 && width > 0, "n=%d width=%d", n, width);
-    if (n == 0) return VT_OK;
-    VT_OPS_PTR(ctx, op, dst);
-    VT_OPS_PTR(ctx, op, src);
-    VT_OPS_PTR(ctx, op, idx);
+    vt_status st = check(ctx, "vt_rows_scatter", dst, src, idx, n, width);
+    if (st || n == 0) return st;
 #ifdef VT_HAVE_CUDA
     if (ctx->backend == VT_BACKEND_CUDA) return vt_cuda_rows_scatter(ctx, dst, src, idx, n, width, accumulate);
 #endif
@@ -49,13 +52,9 @@ vt_status vt_rows_scatter(vt_ctx *ctx, float *dst, const float *src, const int32
 vt_status vt_rows_reduce(vt_ctx *ctx, float *dst, const float *src, const int32_t *offsets,
                          const int32_t *sources, int n_dst, int width) {
     VT_OPS_CTX(ctx);
-    static const char op[] = "vt_rows_reduce";
-    VT_OPS_REQUIRE(ctx, op, n_dst >= 0 && width > 0, "n_dst=%d width=%d", n_dst, width);
-    if (n_dst == 0) return VT_OK;
-    VT_OPS_PTR(ctx, op, dst);
-    VT_OPS_PTR(ctx, op, src);
-    VT_OPS_PTR(ctx, op, offsets);
-    VT_OPS_PTR(ctx, op, sources);
+    vt_status st = check(ctx, "vt_rows_reduce", dst, src, offsets, n_dst, width);
+    if (st || n_dst == 0) return st;
+    VT_OPS_PTR(ctx, "vt_rows_reduce", sources);
 #ifdef VT_HAVE_CUDA
     if (ctx->backend == VT_BACKEND_CUDA) return vt_cuda_rows_reduce(ctx, dst, src, offsets, sources, n_dst, width);
 #endif
