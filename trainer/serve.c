@@ -314,7 +314,7 @@ static vt_status put_rows(vt_serve *s, const int32_t *ids, size_t C, const float
 static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint32_t *count, float *logits_out,
                        vt_error *err) {
     vt_model *m = s->m;
-    size_t B = q->batch, T = q->seq_len, C = q->ctx_per_set, D = (size_t)m->cfg.hidden, V = (size_t)m->cfg.vocab;
+    size_t B = q->batch, T = q->seq_len, C = q->ctx_per_set, D = (size_t)m->cfg.hidden;
     vt_batch *bt = &s->batch;
     vt_batch_shape shape = {.batch = (uint32_t)B, .channels = q->n_pixels ? 3 : 0,
                             .height = (uint32_t)m->cfg.image_size, .width = (uint32_t)m->cfg.image_size,
@@ -337,23 +337,9 @@ static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint
     for (size_t p = 0; p < q->n_sets && !st; p++) {
         if ((st = put_rows(s, q->ctx_token_ids, C, q->context + p * C * D, err))) break;
         if ((st = vt_model_forward(m, bt, VT_FORWARD_LOGITS, NULL, err))) break;
-        const float *logits = vt_model_logits(m);
-        for (size_t b = 0; b < B && !st; b++) {
-            double sum = 0;
-            for (size_t t = 0; t < (size_t)bt->lengths[b]; t++) {
-                if (q->loss_mask.len && !q->loss_mask.data[b * T + t]) continue;
-                if (vt_ctx_memcpy_d2h(m->ctx, s->row, logits + (b * T + t) * V, V * sizeof(float))) {
-                    st = vt_fail(err, VT_ERR_DEVICE, "serve: reading logits: %s", vt_ctx_error(m->ctx)->msg);
-                    break;
-                }
-                if (logits_out) memcpy(logits_out + out_row++ * V, s->row, V * sizeof(float));
-                double mx = s->row[0], z = 0;
-                for (size_t v = 1; v < V; v++) mx = s->row[v] > mx ? s->row[v] : mx;
-                for (size_t v = 0; v < V; v++) z += exp(s->row[v] - mx);
-                sum += mx + log(z) - s->row[bt->targets[b * T + t]];
-            }
-            loss[p * B + b] = count[b] ? (float)(sum / count[b]) : 0.0f;
-        }
+        if ((st = vt_serve_item_losses(m, bt, q->loss_mask.len ? q->loss_mask.data : NULL, count, s->row,
+                                       loss + p * B, logits_out, &out_row, err)))
+            vt_error_prefix(err, "serve: ");
     }
     vt_error rerr = {0};
     vt_status rst = put_rows(s, q->ctx_token_ids, C, s->saved, &rerr); /* the model stays frozen */
@@ -362,6 +348,27 @@ static vt_status score(vt_serve *s, const Vt__ScoreRequest *q, float *loss, uint
         st = rst;
     }
     return st;
+}
+
+vt_status vt_serve_item_losses(vt_model *m, const vt_batch *bt, const uint8_t *mask, const uint32_t *count,
+                               float *row, float *loss, float *logits_out, size_t *out_row, vt_error *err) {
+    size_t B = bt->shape.batch, T = bt->shape.seq_len, V = (size_t)m->cfg.vocab;
+    const float *logits = vt_model_logits(m);
+    for (size_t b = 0; b < B; b++) {
+        double sum = 0;
+        for (size_t t = 0; t < (size_t)bt->lengths[b]; t++) {
+            if (mask && !mask[b * T + t]) continue;
+            if (vt_ctx_memcpy_d2h(m->ctx, row, logits + (b * T + t) * V, V * sizeof(float)))
+                return vt_fail(err, VT_ERR_DEVICE, "reading logits: %s", vt_ctx_error(m->ctx)->msg);
+            if (logits_out) memcpy(logits_out + (*out_row)++ * V, row, V * sizeof(float));
+            double mx = row[0], z = 0;
+            for (size_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+            for (size_t v = 0; v < V; v++) z += exp(row[v] - mx);
+            sum += mx + log(z) - row[bt->targets[b * T + t]];
+        }
+        loss[b] = count[b] ? (float)(sum / count[b]) : 0.0f;
+    }
+    return VT_OK;
 }
 
 static int handle_score(vt_serve *s, const Vt__ScoreRequest *q) {

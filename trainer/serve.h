@@ -53,6 +53,15 @@ const char *vt_serve_endpoint(const vt_serve *s);
 vt_status vt_serve_run(vt_serve *s, int (*should_stop)(void *arg), void *arg, vt_error *err);
 void vt_serve_close(vt_serve *s);
 
+/* The service's score of one forward (VT_FORWARD_LOGITS of bt on m):
+ * loss[b] = item b's mean cross-entropy over its counted positions (mask[b,t]
+ * set, within lengths[b]; mask NULL = all), in double by log-sum-exp of each
+ * logits row read into row [vocab] (host scratch); count[b] its positions
+ * (0 gives loss 0). With logits_out, each counted row is also copied to
+ * logits_out[*out_row] and *out_row advances. vt_whitebox scores with it too. */
+vt_status vt_serve_item_losses(vt_model *m, const vt_batch *bt, const uint8_t *mask, const uint32_t *count,
+                               float *row, float *loss, float *logits_out, size_t *out_row, vt_error *err);
+
 /* ---- client ---- */
 
 typedef struct vt_serve_client_options {

@@ -172,7 +172,7 @@ vt_status vt_whitebox_score(vt_whitebox *w, const vt_serve_query *q, float *loss
     if (st) return st;
     vt_model *m = w->m;
     vt_batch *bt = &w->batch;
-    size_t B = (size_t)q->batch, T = (size_t)q->seq_len, V = (size_t)m->cfg.vocab;
+    size_t B = (size_t)q->batch, T = (size_t)q->seq_len;
     size_t per_set = (size_t)q->n_ctx * (size_t)q->hidden, out_row = 0;
     for (size_t b = 0; b < B; b++) {
         count[b] = 0;
@@ -183,23 +183,9 @@ vt_status vt_whitebox_score(vt_whitebox *w, const vt_serve_query *q, float *loss
         st = vt_model_forward(m, bt, VT_FORWARD_LOGITS, NULL, err);
         m->input = (vt_input_override){0};
         if (st) break;
-        const float *lg = vt_model_logits(m);
-        for (size_t b = 0; b < B && !st; b++) { /* as the service: log-sum-exp in double per counted position */
-            double sum = 0;
-            for (size_t t = 0; t < (size_t)bt->lengths[b]; t++) {
-                if (!bt->loss_mask[b * T + t]) continue;
-                if (vt_ctx_memcpy_d2h(m->ctx, w->row, lg + (b * T + t) * V, V * sizeof(float))) {
-                    st = vt_fail(err, VT_ERR_DEVICE, "whitebox: reading logits: %s", vt_ctx_error(m->ctx)->msg);
-                    break;
-                }
-                if (logits) memcpy(logits + out_row++ * V, w->row, V * sizeof(float));
-                double mx = w->row[0], z = 0;
-                for (size_t v = 1; v < V; v++) mx = w->row[v] > mx ? w->row[v] : mx;
-                for (size_t v = 0; v < V; v++) z += exp(w->row[v] - mx);
-                sum += mx + log(z) - w->row[bt->targets[b * T + t]];
-            }
-            loss[(size_t)p * B + b] = count[b] ? (float)(sum / count[b]) : 0.0f;
-        }
+        if ((st = vt_serve_item_losses(m, bt, bt->loss_mask, count, w->row, loss + (size_t)p * B, logits, &out_row,
+                                       err)))
+            vt_error_prefix(err, "whitebox: ");
     }
     return st;
 }
