@@ -34,6 +34,7 @@ typedef struct dit_acts {
 
 struct vt_denoiser_work {
     int cap;       /* images the buffers hold */
+    int maps_for;  /* images whose row maps idx holds (0: none); they depend on nothing else */
     bool ready;    /* a forward has run */
     float *slab;   /* ctx memory: everything below except the host part */
     int32_t *idx;  /* ctx memory: the row maps below */
@@ -442,7 +443,7 @@ static vt_status grow(vt_denoiser *dn, int n_img, vt_error *err) {
     vt_ctx_free(dn->ctx, w->idx);
     free(w->host);
     free(w->idx_h);
-    w->slab = NULL, w->idx = NULL, w->cap = 0;
+    w->slab = NULL, w->idx = NULL, w->cap = 0, w->maps_for = 0;
     w->host = malloc((hneed ? hneed : 1) * sizeof(float));
     w->idx_h = malloc(ints * sizeof(int32_t));
     if (!w->host || !w->idx_h || vt_ctx_alloc(dn->ctx, (void **)&w->slab, (need ? need : 1) * sizeof(float)) ||
@@ -460,6 +461,7 @@ static vt_status grow(vt_denoiser *dn, int n_img, vt_error *err) {
  * draws) and of each sample (over the tokens) in row order. */
 static vt_status upload_maps(vt_denoiser *dn, int n_img) {
     vt_denoiser_work *w = dn->work;
+    if (w->maps_for == n_img) return VT_OK; /* same image count: same maps, already there */
     size_t N = (size_t)dn->cfg.grid * dn->cfg.grid, K = (size_t)draws_of(&dn->cfg);
     size_t Ni = (size_t)n_img * N, B = (size_t)n_img * K, R = B * N;
 #define H(p) (w->idx_h + ((p) - w->idx))
@@ -480,7 +482,9 @@ static vt_status upload_maps(vt_denoiser *dn, int n_img) {
     }
     zo[Ni] = (int32_t)(Ni * K);
     size_t ints = (size_t)(w->b_src - w->idx) + R;
-    return vt_ctx_memcpy_h2d(dn->ctx, w->idx, w->idx_h, ints * sizeof(int32_t));
+    vt_status st = vt_ctx_memcpy_h2d(dn->ctx, w->idx, w->idx_h, ints * sizeof(int32_t));
+    w->maps_for = st ? 0 : n_img;
+    return st;
 }
 
 /* ---- forward ---- */
