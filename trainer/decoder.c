@@ -68,9 +68,10 @@ vt_status vt_decoder_forward(vt_model *m, bool with_loss, vt_error *err) {
         VT_OPS(m, err, vt_swiglu_forward(ctx, x->h, x->gate, x->up, (size_t)BT * I));
         VT_OPS(m, err, vt_linear_forward(ctx, a->tmp, x->h, w->down_w, NULL, BT, I, D));
         VT_OPS(m, err, vt_residual_forward(ctx, x->out, x->mid, a->tmp, (size_t)BT * D));
-        if (m->hook.forward && m->hook.layer == l) {
-            /* In place is safe: block l's backward never reads its own output. */
-            vt_status st = m->hook.forward(m->hook.arg, m, a->batch, x->out, err);
+        /* In place is safe: block l's backward never reads its own output. */
+        for (int k = 0; k < m->nhooks; k++) {
+            const vt_decoder_hook *hk = &m->hooks[k];
+            vt_status st = hk->layer == l ? hk->forward(hk->arg, m, a->batch, x->out, err) : VT_OK;
             if (st) return st;
         }
     }
@@ -106,8 +107,9 @@ vt_status vt_decoder_backward(vt_model *m, float dloss_scale, vt_error *err) {
         const vt_llama_layer *w = &m->w.ll[l], *g = &m->g.ll[l];
         vt_llama_acts *x = &a->ll[l];
         const float *in = layer_input(a, l);
-        if (m->hook.backward && m->hook.layer == l) {
-            vt_status st = m->hook.backward(m->hook.arg, m, a->d_res, err);
+        for (int k = m->nhooks - 1; k >= 0; k--) {
+            const vt_decoder_hook *hk = &m->hooks[k];
+            vt_status st = hk->layer == l ? hk->backward(hk->arg, m, a->d_res, err) : VT_OK;
             if (st) return st;
         }
         /* MLP: d_res is the gradient of the block output and, through the

@@ -139,6 +139,29 @@ static bool part_frozen(const vt_model_config *c, vt_model_part p) {
     return p == VT_PART_VISION ? c->freeze_vision : p == VT_PART_PROJECTOR ? c->freeze_projector : c->freeze_language;
 }
 
+vt_status vt_model_add_hook(vt_model *m, const vt_decoder_hook *hook, vt_error *err) {
+    for (int i = 0; i < m->nhooks; i++)
+        if (m->hooks[i].forward == hook->forward)
+            return vt_fail(err, VT_ERR_STATE, "the model already has this method's decoder hook (after block %d)",
+                           m->hooks[i].layer);
+    if (m->nhooks == VT_MODEL_MAX_HOOKS)
+        return vt_fail(err, VT_ERR_STATE, "the model has %d decoder hooks already", VT_MODEL_MAX_HOOKS);
+    if (hook->layer < 0 || hook->layer >= m->cfg.layers)
+        return vt_fail(err, VT_ERR_RANGE, "decoder hook after block %d: the decoder has blocks 0..%d", hook->layer,
+                       m->cfg.layers - 1);
+    m->hooks[m->nhooks++] = *hook;
+    return VT_OK;
+}
+
+void vt_model_remove_hook(vt_model *m, const void *arg) {
+    for (int i = 0; i < m->nhooks; i++)
+        if (m->hooks[i].arg == arg) {
+            memmove(&m->hooks[i], &m->hooks[i + 1], (size_t)(m->nhooks - i - 1) * sizeof m->hooks[0]);
+            m->nhooks--;
+            return;
+        }
+}
+
 const vt_param_info *vt_model_find(const vt_model *m, const char *name) {
     for (int i = 0; i < m->ntensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];

@@ -135,9 +135,11 @@ typedef struct vt_model_acts vt_model_acts; /* activation views (private) */
  * h [B*T, D] (ctx memory) in place; the rest of the decoder sees the result.
  * `batch` is the batch vt_model_forward was given (host memory; tokens,
  * lengths, loss_mask say which row is what). In backward, dh holds dL/dh' on
- * entry and must hold dL/dh on return. Installed by setting vt_model.hook;
- * forward NULL = no hook (the default). */
+ * entry and must hold dL/dh on return. Installed with vt_model_add_hook;
+ * several methods can sit in one model (Vittle after block 0.75 L and ROSS
+ * after the last, recipe vittle_ross). */
 typedef struct vt_model vt_model;
+enum { VT_MODEL_MAX_HOOKS = 4 };
 typedef struct vt_decoder_hook {
     int layer;
     vt_status (*forward)(void *arg, vt_model *m, const vt_batch *batch, float *h, vt_error *err);
@@ -199,7 +201,8 @@ typedef struct vt_model {
     float loss;               /* mean CE over masked positions */
     int loss_count;           /* masked positions counted */
     bool have_targets;        /* last forward computed the loss */
-    vt_decoder_hook hook;     /* zeroed = none */
+    vt_decoder_hook hooks[VT_MODEL_MAX_HOOKS]; /* the first nhooks, in the order added */
+    int nhooks;
     vt_grads_ready grads_ready; /* zeroed = none */
     vt_input_override input;    /* zeroed = none */
     bool input_grad_wanted;     /* set by vt_model_reserve(input_grad): activations keep gradient buffers */
@@ -212,6 +215,15 @@ typedef struct vt_model {
 vt_status vt_model_create(vt_model **out, vt_ctx *ctx, const vt_model_config *cfg, uint64_t seed,
                           vt_error *err);
 void vt_model_free(vt_model *m);
+
+/* Installs a decoder hook (copied). Hooks after the same block run their
+ * forwards in the order they were added and their backwards in reverse, so
+ * a later hook sees what an earlier one wrote. VT_ERR_STATE when a hook
+ * with the same forward (the same method) is installed already, or when
+ * VT_MODEL_MAX_HOOKS are. */
+vt_status vt_model_add_hook(vt_model *m, const vt_decoder_hook *hook, vt_error *err);
+/* Removes the hook whose arg is `arg` (nothing when there is none). */
+void vt_model_remove_hook(vt_model *m, const void *arg);
 
 /* Tensor lookup by Hugging Face name (NULL when absent). */
 const vt_param_info *vt_model_find(const vt_model *m, const char *name);

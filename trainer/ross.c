@@ -151,7 +151,6 @@ vt_status vt_ross_attach_ex(vt_ross **out, vt_model *m, const vt_denoiser_config
                             vt_ross_pixel_norm pixel_norm, vt_autoencoder *teacher, uint64_t seed,
                             vt_error *err) {
     *out = NULL;
-    if (m->hook.forward) return vt_fail(err, VT_ERR_STATE, "ross: the model already has a decoder hook");
     const vt_model_config *mc = &m->cfg;
     vt_denoiser_config c = *cfg;
     int P = mc->patch_size, grid = mc->image_size / P;
@@ -170,14 +169,19 @@ vt_status vt_ross_attach_ex(vt_ross **out, vt_model *m, const vt_denoiser_config
     r->pixel_norm = pixel_norm;
     r->teacher = teacher;
     r->scale = 1.0f;
-    m->hook = (vt_decoder_hook){.layer = mc->layers - 1, .forward = hook_forward, .backward = hook_backward, .arg = r};
+    vt_decoder_hook hook = {.layer = mc->layers - 1, .forward = hook_forward, .backward = hook_backward, .arg = r};
+    if ((st = vt_model_add_hook(m, &hook, err))) {
+        vt_error_prefix(err, "ross: ");
+        vt_ross_free(r);
+        return st;
+    }
     *out = r;
     return VT_OK;
 }
 
 void vt_ross_free(vt_ross *r) {
     if (!r) return;
-    if (r->m && r->m->hook.arg == r) memset(&r->m->hook, 0, sizeof r->m->hook);
+    if (r->m) vt_model_remove_hook(r->m, r);
     vt_denoiser_free(r->dn);
     if (r->m) release(r);
     free(r);

@@ -52,7 +52,7 @@ typedef struct vt_ross {
 /* Resolves cfg against the model (decoder width, image grid, pixel-patch
  * target width 3 P^2), creates the denoiser (weights from seed) and installs
  * the hook after the last decoder block. Starts with train = false.
- * VT_ERR_STATE if m already has a hook. */
+ * VT_ERR_STATE if m has a ROSS hook already (trainer/model.h add_hook). */
 vt_status vt_ross_attach(vt_ross **out, vt_model *m, const vt_denoiser_config *cfg,
                          vt_ross_pixel_norm pixel_norm, uint64_t seed, vt_error *err);
 /* As vt_ross_attach, with latent targets: when teacher is not NULL the

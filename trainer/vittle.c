@@ -58,7 +58,6 @@ static vt_status hook_backward(void *arg, vt_model *m, float *dh, vt_error *err)
 vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_config *cfg,
                            uint64_t seed, vt_error *err) {
     *out = NULL;
-    if (m->hook.forward) return vt_fail(err, VT_ERR_STATE, "vittle: the model already has a decoder hook");
     vt_bottleneck_config c = *cfg;
     vt_status st = vt_bottleneck_config_resolve(&c, m->cfg.hidden, m->cfg.layers, err);
     if (st) return st;
@@ -71,14 +70,19 @@ vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_con
     v->m = m;
     v->alpha = c.alpha_end;
     v->kl_scale_v = v->kl_scale_t = 1.0f;
-    m->hook = (vt_decoder_hook){.layer = c.layer, .forward = hook_forward, .backward = hook_backward, .arg = v};
+    vt_decoder_hook hook = {.layer = c.layer, .forward = hook_forward, .backward = hook_backward, .arg = v};
+    if ((st = vt_model_add_hook(m, &hook, err))) {
+        vt_error_prefix(err, "vittle: ");
+        vt_vittle_free(v);
+        return st;
+    }
     *out = v;
     return VT_OK;
 }
 
 void vt_vittle_free(vt_vittle *v) {
     if (!v) return;
-    if (v->m && v->m->hook.arg == v) memset(&v->m->hook, 0, sizeof v->m->hook);
+    if (v->m) vt_model_remove_hook(v->m, v);
     vt_bottleneck_free(v->bn);
     free(v->role);
     free(v->keys);

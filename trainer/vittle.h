@@ -31,7 +31,8 @@ typedef struct vt_vittle {
 
 /* Resolves cfg against the model's decoder (hidden size, default layer),
  * creates the bottleneck (weights from seed) and installs the hook. Starts in
- * inference mode with alpha = alpha_end. VT_ERR_STATE if m already has a hook. */
+ * inference mode with alpha = alpha_end. VT_ERR_STATE if m has a Vittle hook
+ * already (trainer/model.h add_hook). */
 vt_status vt_vittle_attach(vt_vittle **out, vt_model *m, const vt_bottleneck_config *cfg,
                            uint64_t seed, vt_error *err);
 /* Removes the hook and frees everything. NULL is fine. */

@@ -374,6 +374,101 @@ static void test_grads_ready_reports_final_ranges(void **state) {
     free(t);
 }
 
+/* Decoder hooks: forwards run by block, and in the order added within a
+ * block, so a later hook sees what an earlier one wrote (ROSS reads the
+ * state Vittle's bottleneck made when both sit after the last block);
+ * backwards run in exactly the reverse order. One hook per method, at most
+ * VT_MODEL_MAX_HOOKS, only after existing blocks; removing one keeps the
+ * others' order. */
+typedef struct hook_log {
+    char calls[32];
+    int n;
+    float seen; /* h[0] as hook 'b' found it */
+} hook_log;
+
+typedef struct hook_arg {
+    hook_log *log;
+    char name;
+} hook_arg;
+
+static vt_status hook_record(void *arg, float *h) {
+    hook_arg *a = arg;
+    a->log->calls[a->log->n++] = a->name;
+    if (a->name == 'a') h[0] = 42.0f;
+    if (a->name == 'b') a->log->seen = h[0];
+    return VT_OK;
+}
+/* Distinct functions: the model tells methods apart by their forward. */
+#define RECORDING_HOOK(fn)                                                                 \
+    static vt_status fn(void *arg, vt_model *m, const vt_batch *b, float *h, vt_error *err) { \
+        (void)m, (void)b, (void)err;                                                       \
+        return hook_record(arg, h);                                                        \
+    }
+RECORDING_HOOK(hook_a)
+RECORDING_HOOK(hook_b)
+RECORDING_HOOK(hook_x)
+RECORDING_HOOK(hook_y)
+RECORDING_HOOK(hook_z)
+static vt_status hook_back(void *arg, vt_model *m, float *dh, vt_error *err) {
+    (void)m, (void)dh, (void)err;
+    hook_arg *a = arg;
+    a->log->calls[a->log->n++] = (char)(a->name - 'a' + 'A');
+    return VT_OK;
+}
+
+static void test_decoder_hook_order(void **state) {
+    (void)state;
+    vt_ctx *ctx = cpu();
+    tbatch *t = malloc(sizeof *t);
+    make_batch(t);
+    vt_model_config c;
+    vt_model_config_default(&c);
+    c.layers = 3;
+    vt_error err = {0};
+    vt_model *m = NULL;
+    assert_int_equal(vt_model_create(&m, ctx, &c, 5, &err), VT_OK);
+    hook_log log = {0};
+    hook_arg a = {&log, 'a'}, b = {&log, 'b'}, z = {&log, 'z'};
+    vt_decoder_hook ha = {.layer = 2, .forward = hook_a, .backward = hook_back, .arg = &a};
+    vt_decoder_hook hb = {.layer = 2, .forward = hook_b, .backward = hook_back, .arg = &b};
+    vt_decoder_hook hz = {.layer = 0, .forward = hook_z, .backward = hook_back, .arg = &z};
+    assert_int_equal(vt_model_add_hook(m, &ha, &err), VT_OK);
+    assert_int_equal(vt_model_add_hook(m, &hb, &err), VT_OK);
+    assert_int_equal(vt_model_add_hook(m, &hz, &err), VT_OK);
+    float loss;
+    free(grads_of(m, t, &loss));
+    log.calls[log.n] = 0;
+    assert_string_equal(log.calls, "zabBAZ");
+    assert_true(log.seen == 42.0f);
+    /* the same method twice; a block that does not exist */
+    vt_decoder_hook again = ha, beyond = {.layer = 3, .forward = hook_x, .backward = hook_back, .arg = &a};
+    again.arg = &b;
+    assert_int_equal(vt_model_add_hook(m, &again, &err), VT_ERR_STATE);
+    assert_non_null(strstr(err.msg, "already has"));
+    assert_int_equal(vt_model_add_hook(m, &beyond, &err), VT_ERR_RANGE);
+    /* removing one keeps the others' order */
+    vt_model_remove_hook(m, &a);
+    assert_int_equal(m->nhooks, 2);
+    log.n = 0;
+    free(grads_of(m, t, &loss));
+    log.calls[log.n] = 0;
+    assert_string_equal(log.calls, "zbBZ");
+    vt_model_remove_hook(m, &a); /* not there: nothing */
+    assert_int_equal(m->nhooks, 2);
+    /* a full list */
+    assert_int_equal(VT_MODEL_MAX_HOOKS, 4);
+    vt_decoder_hook hx = {.layer = 1, .forward = hook_x, .backward = hook_back, .arg = &a};
+    vt_decoder_hook hy = {.layer = 1, .forward = hook_y, .backward = hook_back, .arg = &a};
+    assert_int_equal(vt_model_add_hook(m, &ha, &err), VT_OK);
+    assert_int_equal(vt_model_add_hook(m, &hx, &err), VT_OK);
+    assert_int_equal(vt_model_add_hook(m, &hy, &err), VT_ERR_STATE);
+    assert_non_null(strstr(err.msg, "4 decoder hooks"));
+    while (m->nhooks) vt_model_remove_hook(m, m->hooks[0].arg);
+    vt_model_free(m);
+    vt_ctx_destroy(ctx);
+    free(t);
+}
+
 static void test_freezing(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();
@@ -687,6 +782,7 @@ int main(void) {
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_freezing),
         cmocka_unit_test(test_grads_ready_reports_final_ranges),
+        cmocka_unit_test(test_decoder_hook_order),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_image_reaches_logits),
         cmocka_unit_test(test_step_and_optimizer_state),
