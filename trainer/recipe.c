@@ -5,10 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "trainer/recipe_vittle.h"
 #include "trainer/autoencoder.h"
 #include "trainer/icl.h"
-#include "trainer/ross.h"
+#include "trainer/method.h"
 
 vt_status vt_recipe_default_micro_step(vt_model *m, const vt_batch *b, float dloss_scale,
                                        double *loss_sum, vt_error *err) {
@@ -38,21 +37,37 @@ static vt_status stage2_configure(const vt_config *cfg, vt_model_config *mc, voi
     return VT_OK;
 }
 
+/* Stage 2 + tuning methods (trainer/method.h): a configure per list. */
+static vt_status vittle_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    static const vt_method *const list[] = {&vt_vittle_method};
+    return vt_methods_configure(list, 1, cfg, mc, state, err);
+}
+
+static vt_status ross_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    static const vt_method *const list[] = {&vt_ross_method};
+    return vt_methods_configure(list, 1, cfg, mc, state, err);
+}
+
+/* Vittle first: after the same block (a 1- or 2-block decoder) ROSS then
+ * reconstructs from the bottleneck's output, the state the LM head sees. */
+static vt_status vittle_ross_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
+    static const vt_method *const list[] = {&vt_vittle_method, &vt_ross_method};
+    return vt_methods_configure(list, 2, cfg, mc, state, err);
+}
+
+#define METHODS_ROW(recipe_name, configure_fn)                                                                   \
+    {.name = recipe_name, .chat_template = "vicuna_v1", .cuda = true, .configure = configure_fn,               \
+     .init = vt_methods_init, .micro_step = vt_methods_micro_step, .param_groups = vt_methods_param_groups,     \
+     .begin_step = vt_methods_begin_step, .end_step = vt_methods_end_step, .save = vt_methods_save,             \
+     .load = vt_methods_load, .destroy = vt_methods_destroy}
+
 static const vt_recipe recipes[] = {
     {.name = "stage1", .chat_template = "plain", .cuda = true, .configure = stage1_configure},
     {.name = "stage2", .chat_template = "vicuna_v1", .cuda = true, .configure = stage2_configure},
-    /* ROSS (trainer/ross.h): stage 2 + the reconstruction denoiser. */
-    {.name = "ross", .chat_template = "vicuna_v1", .cuda = true, .configure = vt_ross_recipe_configure,
-     .init = vt_ross_recipe_init, .micro_step = vt_ross_recipe_micro_step,
-     .param_groups = vt_ross_recipe_param_groups, .begin_step = vt_ross_recipe_begin_step,
-     .end_step = vt_ross_recipe_end_step, .save = vt_ross_recipe_save, .load = vt_ross_recipe_load,
-     .destroy = vt_ross_recipe_destroy},
-    /* Vittle (trainer/recipe_vittle.h): stage 2 + the visual instruction bottleneck. */
-    {.name = "vittle", .chat_template = "vicuna_v1", .cuda = true, .configure = vt_vittle_recipe_configure,
-     .init = vt_vittle_recipe_init, .micro_step = vt_vittle_recipe_micro_step,
-     .param_groups = vt_vittle_recipe_param_groups, .begin_step = vt_vittle_recipe_begin_step,
-     .end_step = vt_vittle_recipe_end_step, .save = vt_vittle_recipe_save, .load = vt_vittle_recipe_load,
-     .destroy = vt_vittle_recipe_destroy},
+    /* stage 2 + ROSS's denoiser (trainer/ross.h), + Vittle's bottleneck (trainer/vittle.h), + both */
+    METHODS_ROW("ross", ross_configure),
+    METHODS_ROW("vittle", vittle_configure),
+    METHODS_ROW("vittle_ross", vittle_ross_configure),
     /* The per-patch KL-autoencoder (trainer/autoencoder.h): ROSS's latent teacher; the LLaVA model is frozen. */
     {.name = "autoencoder", .chat_template = "plain", .configure = vt_ae_recipe_configure,
      .init = vt_ae_recipe_init, .micro_step = vt_ae_recipe_micro_step,
@@ -73,7 +88,7 @@ const vt_recipe *vt_recipe_find(const char *name) {
     return NULL;
 }
 
-const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, autoencoder, icl"; }
+const char *vt_recipe_names(void) { return "stage1, stage2, ross, vittle, vittle_ross, autoencoder, icl"; }
 
 const char *vt_recipe_cuda_names(void) {
     static char names[128];

@@ -2,9 +2,10 @@
  * hooks that the generic loop (trainer/train.h) calls at fixed points, so
  * later methods (vittle, ross, mmict, ...) add a row instead of forking the
  * loop. Built in: "stage1" (projector only, `plain` template), "stage2"
- * (projector + decoder, vision frozen, `vicuna_v1` template), "ross"
- * (stage2 + the ROSS denoiser, trainer/ross.h) and "vittle" (stage2 + the
- * Vittle bottleneck, trainer/recipe_vittle.h).
+ * (projector + decoder, vision frozen, `vicuna_v1` template), "ross",
+ * "vittle" and "vittle_ross" (stage2 + the ROSS denoiser, the Vittle
+ * bottleneck or both: trainer/method.h), "autoencoder" (ROSS's latent
+ * teacher) and "icl" (MMICT, trainer/icl.h).
  *
  * Every hook may be NULL (= the default behaviour written next to it).
  * Hooks run on every trainer rank with identical inputs and must be
@@ -124,7 +125,7 @@ typedef struct vt_recipe {
 
 /* NULL when unknown. */
 const vt_recipe *vt_recipe_find(const char *name);
-/* Names for error messages: "stage1, stage2, ross, vittle". */
+/* Names for error messages: "stage1, stage2, ross, ...". */
 const char *vt_recipe_names(void);
 /* The recipes with `cuda` set, for messages: "stage1, stage2, vittle". */
 const char *vt_recipe_cuda_names(void);

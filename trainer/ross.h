@@ -67,34 +67,6 @@ void vt_ross_free(vt_ross *r);
 /* Settings for the next forward/backward. */
 void vt_ross_set(vt_ross *r, bool train, uint64_t noise_key, float scale);
 
-/* ---- the `ross` recipe (a row of trainer/recipe.c's table) ----
- * Stage 2 (projector + decoder, vision frozen, vicuna_v1) plus the denoiser,
- * whose parameters are one group "ross" (recipe.h param_groups) and whose
- * values are saved as ross.safetensors in every checkpoint. Config section
- * `ross:` = vt_denoiser_config_read's keys plus `target` (pixels |
- * latents), `teacher` (with latents: an autoencoder checkpoint directory,
- * trainer/autoencoder.h, loaded frozen) and `pixel_norm` (clip | none). The step's objective is CE (mean over the
- * global batch's supervised tokens) + weight x the ROSS loss averaged over
- * the global batch's images: each micro-batch's denoiser loss (a mean over
- * its images) is weighted by its images / the global image count (counted in
- * begin_step), so the objective does not depend on how the batch is split
- * over ranks and micro-batches. The noise of an image is keyed by (seed,
- * step, dataset sample), so resume is exact and the rank count does not
- * change it. Reports `ross_loss` (the global mean) per step. */
-#include "trainer/recipe.h"
-
-vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, void **state,
-                                   vt_error *err);
-vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err);
-vt_status vt_ross_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
-                                    double progress, double *loss_sum, vt_error *err);
-vt_status vt_ross_recipe_param_groups(void *state, vt_param_group *out, int *n, vt_error *err);
-vt_status vt_ross_recipe_begin_step(void *state, const vt_recipe_step *s, vt_error *err);
-vt_status vt_ross_recipe_end_step(void *state, const vt_recipe_step *s, vt_recipe_scalars *out,
-                                  vt_error *err);
-vt_status vt_ross_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err);
-vt_status vt_ross_recipe_load(void *state, const vt_ckpt *c, vt_error *err);
-void vt_ross_recipe_destroy(void *state);
 /* Sequences of b holding an image (image_token_index within their length). */
 int vt_ross_count_images(const vt_batch *b, int image_token);
 

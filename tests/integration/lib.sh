@@ -17,3 +17,16 @@ expect_fail() {
   [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "'$*' printed more than one line: $err"
   grep -Eq -- "$pattern" <<< "$err" || fail "'$*' said '$err', expected /$pattern/"
 }
+
+# wait_for_step RUN_DIR STEP PID: returns once RUN_DIR/metrics.jsonl has
+# logged a step >= STEP, PID has exited, or 30 s have passed (a test that
+# kills a training run mid-way waits here for the point it kills at).
+wait_for_step() {
+  local dir=$1 step=$2 pid=$3 last
+  for _ in $(seq 1500); do
+    last=$(tail -n1 "$dir/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p' || true)
+    [ -n "$last" ] && [ "$last" -ge "$step" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.02
+  done
+}

@@ -94,12 +94,7 @@ rm -rf "$T/kill"
 for kill_at in $((RANDOM % 3 + 2)) $((RANDOM % 3 + 7)) $((RANDOM % 2 + 12)); do
   run_bg "$T/kill" --resume auto 2>>"$T/kill.log" &
   pid=$!
-  for _ in $(seq 1500); do
-    last=$(tail -n1 "$T/kill/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p' || true)
-    [ -n "$last" ] && [ "$last" -ge "$kill_at" ] && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.02
-  done
+  wait_for_step "$T/kill" $kill_at $pid
   victim=$(pgrep -P $pid | tail -n1 || true)
   kill -9 "${victim:-$pid}" 2>/dev/null || true
   wait $pid 2>/dev/null || true

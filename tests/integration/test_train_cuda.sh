@@ -1,6 +1,6 @@
 # vistune train on the CUDA backend (train.backend: cuda) against the CPU
-# backend on the same store and seed, for stage2, vittle and ross (their
-# layers and parameter groups on the device): a single process and 2 ranks sharing
+# backend on the same store and seed, for stage2, vittle, ross and
+# vittle_ross (their layers and parameter groups on the device): a single process and 2 ranks sharing
 # one GPU (gradients staged through the host for MPI) give the CPU losses
 # within float32 round-off, and the checkpoint exports. A recipe without a
 # CUDA path asks for the CPU backend in one line (checked with or without a
@@ -29,7 +29,7 @@ checkpoint:
 metrics:
   progress: never
 YAML
-expect_fail 2 "train.backend cuda: recipe 'autoencoder' runs on the CPU backend only \\(stage1, stage2, ross, vittle" -- \
+expect_fail 2 "train.backend cuda: recipe 'autoencoder' runs on the CPU backend only \\(stage1, stage2, ross, vittle, vittle_ross" -- \
   "$VISTUNE" train "$T/run.yaml" --set recipe=autoencoder --set train.backend=cuda
 
 rc=0
@@ -93,5 +93,14 @@ for variant in denoise regress; do
     same_losses "$key" "$T/r$variant-cpu/metrics.jsonl" "$T/r$variant-gpu2/metrics.jsonl"
   done
 done
+
+# vittle_ross: both layers in one run on the device, both losses as on the CPU
+sed 's/^recipe: ross/recipe: vittle_ross/' "$T/ross.yaml" > "$T/both.yaml"
+"$VISTUNE" train "$T/both.yaml" --set run_dir="$T/both-cpu" 2>"$T/both-cpu.log" ||
+  fail "vittle_ross cpu: $(tail -3 "$T/both-cpu.log")"
+${MPIEXEC:-mpiexec} -n 2 "$VISTUNE" train "$T/both.yaml" --set run_dir="$T/both-gpu2" --set train.backend=cuda \
+  2>"$T/both-gpu2.log" || fail "vittle_ross 2-rank cuda: $(tail -3 "$T/both-gpu2.log")"
+for key in loss ross_loss; do same_losses "$key" "$T/both-cpu/metrics.jsonl" "$T/both-gpu2/metrics.jsonl"; done
+for key in vittle/kl_v vittle/kl_t; do FLOOR=1e-3 same_losses "$key" "$T/both-cpu/metrics.jsonl" "$T/both-gpu2/metrics.jsonl"; done
 [ -f "$T/gpu1/checkpoints/ckpt-000000008/COMPLETE" ] || fail "no complete checkpoint from the cuda run"
 echo ok

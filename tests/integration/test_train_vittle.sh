@@ -96,12 +96,7 @@ PY
 # mpirun -np 2: SIGKILL both ranks after step 5 (checkpoint at 4), resume.
 "$MPIEXEC" -n 2 "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/kill" --set checkpoint.every=4 2>"$T/kill.log" &
 mpid=$!
-for _ in $(seq 1500); do
-  last=$(tail -n1 "$T/kill/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p' || true)
-  [ -n "$last" ] && [ "$last" -ge 5 ] && break
-  kill -0 $mpid 2>/dev/null || break
-  sleep 0.02
-done
+wait_for_step "$T/kill" 5 $mpid
 for p in $(pgrep -P $mpid || true); do kill -9 "$p" 2>/dev/null || true; done
 wait $mpid 2>/dev/null || true
 last=$($L steps "$T/kill/metrics.jsonl" | awk '{print $NF}')

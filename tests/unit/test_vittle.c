@@ -17,50 +17,12 @@
 #include "trainer/model.h"
 #include "trainer/vittle.h"
 
-enum { B = 2, T = 24, NIMG = 16 };
-
-typedef struct tbatch {
-    vt_batch b;
-    float pixels[B * 3 * 32 * 32];
-    int32_t tokens[B * T], targets[B * T], lengths[B];
-    uint8_t mask[B * T];
-} tbatch;
-
-/* Sequence 0: text 0..2, image 3..18, answer targets from 19; sequence 1:
- * text only, length 22. */
-static void make_batch(tbatch *t) {
-    memset(t, 0, sizeof *t);
-    for (int i = 0; i < B * 3 * 32 * 32; i++) t->pixels[i] = sinf(0.37f * (float)i);
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < T; i++) {
-            int32_t id = (int32_t)((b * 31 + i * 7) % 256);
-            if (b == 0 && i >= 3 && i < 3 + NIMG) id = 287;
-            t->tokens[b * T + i] = id;
-            t->targets[b * T + i] = (int32_t)((i * 13 + b) % 288);
-            t->mask[b * T + i] = (uint8_t)(i >= 19);
-        }
-    t->lengths[0] = 24;
-    t->lengths[1] = 22;
-    t->b.shape = (vt_batch_shape){.batch = B, .channels = 3, .height = 32, .width = 32, .seq_len = T};
-    t->b.pixels = t->pixels;
-    t->b.tokens = t->tokens;
-    t->b.targets = t->targets;
-    t->b.loss_mask = t->mask;
-    t->b.lengths = t->lengths;
-}
-
-static vt_ctx *cpu(void) {
-    vt_ctx *ctx = NULL;
-    vt_error err = {0};
-    vt_ctx_options opt = {.backend = VT_BACKEND_CPU, .threads = 1};
-    assert_int_equal(vt_ctx_create(&ctx, &opt, &err), VT_OK);
-    return ctx;
-}
+#include "tiny_batch.h"
 
 static void test_roles(void **state) {
     (void)state;
     tbatch *t = malloc(sizeof *t);
-    make_batch(t);
+    make_batch(t, 1.0f);
     uint8_t role[B * T];
     vt_vittle_roles(&t->b, 287, role);
     for (int i = 0; i < 3; i++) assert_int_equal(role[i], VT_BN_TEXT_KL);
@@ -86,7 +48,7 @@ static void test_alpha_zero_is_identity(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();
     tbatch *t = malloc(sizeof *t);
-    make_batch(t);
+    make_batch(t, 1.0f);
     vt_model_config mc;
     vt_model_config_default(&mc);
     vt_error err = {0};
@@ -142,7 +104,7 @@ static void test_gradients_through_hook(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();
     tbatch *t = malloc(sizeof *t);
-    make_batch(t);
+    make_batch(t, 1.0f);
     vt_model_config mc;
     vt_model_config_default(&mc);
     mc.init_std = 0.1f; /* larger weights: gradients well above finite-difference noise */

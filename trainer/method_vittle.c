@@ -1,15 +1,16 @@
-/* Recipe "vittle": stage 2 (projector + decoder) with Vittle's bottleneck
- * after a decoder block (trainer/vittle.h, docs/methods.md).
+/* Method "vittle" (trainer/method.h): Vittle's bottleneck after a decoder
+ * block (trainer/vittle.h, docs/methods.md), its parameters one group
+ * "vittle", written as vittle.safetensors beside the Hugging Face
+ * checkpoint.
  *
- * The step's objective is the global-batch mean of the answer CE (as every
- * recipe) + beta_v KL_v + beta_t KL_t, each KL averaged over the counted
- * rows of the WHOLE global batch (and over dimensions). begin_step counts
- * those rows on every rank and sums them, so a micro-batch's KL gradient
- * weight is count(micro) / rows(global): the objective, and with it the
- * losses, do not depend on the number of ranks or micro-batches. Noise is
- * keyed by (seed, step, sample index), for the same reason and for exact
- * resume. Forwards outside micro_step (validation) run in inference mode:
- * h' = (1 - alpha_end) h + alpha_end mu. */
+ * The step's objective adds beta_v KL_v + beta_t KL_t, each KL averaged over
+ * the counted rows of the WHOLE global batch (and over dimensions).
+ * begin_step counts those rows on every rank and sums them, so a
+ * micro-batch's KL gradient weight is count(micro) / rows(global): the
+ * objective, and with it the losses, do not depend on the number of ranks or
+ * micro-batches. Noise is keyed by (seed, step, sample index), for the same
+ * reason and for exact resume. Forwards outside the micro-step (validation)
+ * run in inference mode: h' = (1 - alpha_end) h + alpha_end mu. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,10 @@
 
 #include "common/fs.h"
 #include "common/rng.h"
-#include "trainer/recipe_vittle.h"
+#include "trainer/method.h"
 #include "trainer/vittle.h"
 
-typedef struct vittle_recipe {
+typedef struct vittle_state {
     vt_bottleneck_config cfg; /* from the `vittle:` section; layer resolved at init */
     const char *cfg_name;     /* the run file, for messages */
     vt_vittle *v;
@@ -33,13 +34,10 @@ typedef struct vittle_recipe {
     float alpha;
     double inv_v, inv_t;      /* 1 / counted rows of the global batch (0 when none) */
     double sum_v, sum_t;      /* this rank's sum of per-row (dimension-averaged) KL */
-} vittle_recipe;
+} vittle_state;
 
-vt_status vt_vittle_recipe_configure(const vt_config *cfg, vt_model_config *mc, void **state, vt_error *err) {
-    mc->freeze_vision = true; /* as stage2 */
-    mc->freeze_projector = false;
-    mc->freeze_language = false;
-    vittle_recipe *r = calloc(1, sizeof *r);
+static vt_status configure(const vt_config *cfg, void **state, vt_error *err) {
+    vittle_state *r = calloc(1, sizeof *r);
     if (!r) return vt_fail(err, VT_ERR_NOMEM, "vittle: no memory");
     *state = r;
     r->cfg_name = vt_config_name(cfg);
@@ -50,8 +48,8 @@ vt_status vt_vittle_recipe_configure(const vt_config *cfg, vt_model_config *mc, 
     return st;
 }
 
-vt_status vt_vittle_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
-    vittle_recipe *r = state;
+static vt_status init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
+    vittle_state *r = state;
     vt_status st = vt_vittle_attach(&r->v, m, &r->cfg, seed, err);
     if (st) {
         vt_error_prefix(err, "%s: ", r->cfg_name);
@@ -73,9 +71,9 @@ vt_status vt_vittle_recipe_init(void *state, vt_model *m, uint64_t seed, vt_erro
     return VT_OK;
 }
 
-vt_status vt_vittle_recipe_param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
+static vt_status param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
     (void)err;
-    vittle_recipe *r = state;
+    vittle_state *r = state;
     vt_bottleneck *bn = r->v->bn;
     out[0] = (vt_param_group){.name = "vittle", .params = bn->params, .grads = bn->grads,
                               .decay_mask = r->decay, .n = bn->num_params};
@@ -83,8 +81,8 @@ vt_status vt_vittle_recipe_param_groups(void *state, vt_param_group *out, int *n
     return VT_OK;
 }
 
-vt_status vt_vittle_recipe_begin_step(void *state, const vt_recipe_step *s, vt_error *err) {
-    vittle_recipe *r = state;
+static vt_status begin_step(void *state, const vt_recipe_step *s, vt_error *err) {
+    vittle_state *r = state;
     int64_t local[2] = {0, 0}, global[2];
     for (uint32_t k = 0; k < s->micro_count; k++) {
         const vt_batch *b = &s->batches[k];
@@ -110,57 +108,53 @@ vt_status vt_vittle_recipe_begin_step(void *state, const vt_recipe_step *s, vt_e
     return VT_OK;
 }
 
-vt_status vt_vittle_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
-                                   double progress, double *loss_sum, vt_error *err) {
-    (void)progress; /* alpha was fixed for the step by begin_step */
-    vittle_recipe *r = state;
-    vt_vittle *v = r->v;
-    vt_vittle_set(v, true, r->alpha, r->noise_key, 1.0f);
-    float loss;
-    vt_status st = vt_model_forward(m, b, VT_FORWARD_LOSS, &loss, err);
-    if (!st) {
-        const vt_bottleneck *bn = v->bn;
-        *loss_sum = (double)loss * (double)m->loss_count;
-        r->sum_v += bn->kl_v * bn->count_v;
-        r->sum_t += bn->kl_t * bn->count_t;
-        v->kl_scale_v = (float)(bn->count_v * r->inv_v);
-        v->kl_scale_t = (float)(bn->count_t * r->inv_t);
-        /* The KL has a gradient even where no answer token is supervised. */
-        if (m->loss_count || bn->count_v || bn->count_t) st = vt_model_backward(m, dloss_scale, err);
-    }
-    /* Any forward outside training (validation) is inference. */
-    vt_vittle_set(v, false, r->cfg.alpha_end, 0, 1.0f);
-    return st;
+static void prepare(void *state, const vt_batch *b) {
+    (void)b;
+    vittle_state *r = state;
+    vt_vittle_set(r->v, true, r->alpha, r->noise_key, 1.0f);
 }
 
-vt_status vt_vittle_recipe_end_step(void *state, const vt_recipe_step *s, vt_recipe_scalars *out, vt_error *err) {
-    (void)err;
-    vittle_recipe *r = state;
+static bool collect(void *state) {
+    vittle_state *r = state;
+    vt_vittle *v = r->v;
+    const vt_bottleneck *bn = v->bn;
+    r->sum_v += bn->kl_v * bn->count_v;
+    r->sum_t += bn->kl_t * bn->count_t;
+    v->kl_scale_v = (float)(bn->count_v * r->inv_v);
+    v->kl_scale_t = (float)(bn->count_t * r->inv_t);
+    return bn->count_v || bn->count_t; /* the KL has a gradient even where no answer token is supervised */
+}
+
+static void finish(void *state) {
+    vittle_state *r = state;
+    vt_vittle_set(r->v, false, r->cfg.alpha_end, 0, 1.0f);
+}
+
+static vt_status end_step(void *state, const vt_recipe_step *s, vt_recipe_scalars *out, vt_error *err) {
+    vittle_state *r = state;
     double local[2] = {r->sum_v, r->sum_t}, global[2];
     MPI_Allreduce(local, global, 2, MPI_DOUBLE, MPI_SUM, s->comm);
     double kl_v = global[0] * r->inv_v, kl_t = global[1] * r->inv_t;
-    out->n = 4;
-    out->names[0] = "vittle/kl_v";
-    out->values[0] = kl_v;
-    out->names[1] = "vittle/kl_t";
-    out->values[1] = kl_t;
-    out->names[2] = "vittle/kl_loss";
-    out->values[2] = r->cfg.beta_v * kl_v + r->cfg.beta_t * kl_t;
-    out->names[3] = "vittle/alpha";
-    out->values[3] = r->alpha;
+    if (out->n + 4 > VT_RECIPE_MAX_SCALARS) return vt_fail(err, VT_ERR_STATE, "vittle: no room for its scalars");
+    const char *names[4] = {"vittle/kl_v", "vittle/kl_t", "vittle/kl_loss", "vittle/alpha"};
+    double values[4] = {kl_v, kl_t, r->cfg.beta_v * kl_v + r->cfg.beta_t * kl_t, r->alpha};
+    for (int i = 0; i < 4; i++) {
+        out->names[out->n] = names[i];
+        out->values[out->n++] = values[i];
+    }
     return VT_OK;
 }
 
-vt_status vt_vittle_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err) {
-    vittle_recipe *r = state;
+static vt_status save(void *state, vt_ckpt_writer *w, vt_error *err) {
+    vittle_state *r = state;
     if (vt_ckpt_writer_rank(w) != 0) return VT_OK; /* replicated: rank 0 writes */
     char path[PATH_MAX];
     vt_status st = vt_path_join(path, sizeof path, vt_ckpt_writer_dir(w), "vittle.safetensors", err);
     return st ? st : vt_bottleneck_save(r->v->bn, path, err);
 }
 
-vt_status vt_vittle_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
-    vittle_recipe *r = state;
+static vt_status load(void *state, const vt_ckpt *c, vt_error *err) {
+    vittle_state *r = state;
     char path[PATH_MAX];
     vt_status st = vt_ckpt_file(c, "vittle.safetensors", path, sizeof path, err);
     vt_bottleneck_config saved;
@@ -172,11 +166,16 @@ vt_status vt_vittle_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
     return vt_bottleneck_load(r->v->bn, path, err);
 }
 
-void vt_vittle_recipe_destroy(void *state) {
-    vittle_recipe *r = state;
+static void destroy(void *state) {
+    vittle_state *r = state;
     if (!r) return;
     vt_vittle_free(r->v);
     vt_ctx_free(r->ctx, r->decay);
     free(r->role);
     free(r);
 }
+
+const vt_method vt_vittle_method = {.name = "vittle", .configure = configure, .init = init,
+                                    .param_groups = param_groups, .begin_step = begin_step, .prepare = prepare,
+                                    .collect = collect, .finish = finish, .end_step = end_step, .save = save,
+                                    .load = load, .destroy = destroy};

@@ -1,11 +1,23 @@
-/* The `ross` recipe: stage 2 + the ROSS denoiser on the decoder's final
- * hidden states (see trainer/ross.h). */
+/* Method "ross" (trainer/method.h): the ROSS denoiser on the decoder's
+ * final hidden states (trainer/ross.h), its parameters one group "ross",
+ * written as ross.safetensors in every checkpoint. The objective adds
+ * ross.weight x the ROSS loss averaged over the global batch's images: each
+ * micro-batch's denoiser loss (a mean over its images) is weighted by its
+ * images / the global image count (counted in begin_step), so the objective
+ * does not depend on how the batch is split over ranks and micro-batches.
+ * The noise of an image is keyed by (seed, step, dataset sample), so resume
+ * is exact and the rank count does not change it. Config section `ross:` =
+ * vt_denoiser_config_read's keys plus `target` (pixels | latents),
+ * `teacher` (with latents: an autoencoder checkpoint directory,
+ * trainer/autoencoder.h, loaded frozen) and `pixel_norm` (clip | none).
+ * Reports `ross_loss` (the global mean) per step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/fs.h"
 #include "common/rng.h"
+#include "trainer/method.h"
 #include "trainer/ross.h"
 
 typedef struct ross_state {
@@ -33,11 +45,7 @@ int vt_ross_count_images(const vt_batch *b, int image_token) {
     return n;
 }
 
-vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, void **state,
-                                   vt_error *err) {
-    mc->freeze_vision = true;
-    mc->freeze_projector = false;
-    mc->freeze_language = false;
+static vt_status configure(const vt_config *cfg, void **state, vt_error *err) {
     ross_state *s = calloc(1, sizeof *s);
     if (!s) return vt_fail(err, VT_ERR_NOMEM, "ross: no memory");
     *state = s;
@@ -62,7 +70,7 @@ vt_status vt_ross_recipe_configure(const vt_config *cfg, vt_model_config *mc, vo
     return VT_OK;
 }
 
-vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
+static vt_status init(void *state, vt_model *m, uint64_t seed, vt_error *err) {
     ross_state *s = state;
     s->m = m;
     vt_status st = vt_ross_attach_ex(&s->r, m, &s->dcfg, s->pixel_norm, s->teacher, seed, err);
@@ -80,7 +88,7 @@ vt_status vt_ross_recipe_init(void *state, vt_model *m, uint64_t seed, vt_error 
     return VT_OK;
 }
 
-vt_status vt_ross_recipe_param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
+static vt_status param_groups(void *state, vt_param_group *out, int *n, vt_error *err) {
     (void)err;
     ross_state *s = state;
     vt_denoiser *dn = s->r->dn;
@@ -90,7 +98,7 @@ vt_status vt_ross_recipe_param_groups(void *state, vt_param_group *out, int *n, 
     return VT_OK;
 }
 
-vt_status vt_ross_recipe_begin_step(void *state, const vt_recipe_step *rs, vt_error *err) {
+static vt_status begin_step(void *state, const vt_recipe_step *rs, vt_error *err) {
     ross_state *s = state;
     int64_t local = 0;
     for (uint32_t k = 0; k < rs->micro_count; k++)
@@ -103,27 +111,25 @@ vt_status vt_ross_recipe_begin_step(void *state, const vt_recipe_step *rs, vt_er
     return VT_OK;
 }
 
-vt_status vt_ross_recipe_micro_step(void *state, vt_model *m, const vt_batch *b, float dloss_scale,
-                                    double progress, double *loss_sum, vt_error *err) {
-    (void)progress;
+static void prepare(void *state, const vt_batch *b) {
     ross_state *s = state;
-    vt_ross *r = s->r;
-    int n = vt_ross_count_images(b, m->cfg.image_token_index);
+    int n = vt_ross_count_images(b, s->m->cfg.image_token_index);
     float scale = s->global_images > 0 ? (float)((double)s->dcfg.weight * n / (double)s->global_images) : 0.0f;
-    vt_ross_set(r, true, vt_hash4(s->seed, s->step, 0x524f5353u /* "ROSS" */, 0), scale);
-    float loss = 0;
-    vt_status st = vt_model_forward(m, b, VT_FORWARD_LOSS, &loss, err);
-    if (!st) {
-        *loss_sum = (double)loss * (double)m->loss_count;
-        if (r->active) s->ross_sum += (double)r->n_img * r->dn->loss;
-        if (m->loss_count > 0 || r->active) st = vt_model_backward(m, dloss_scale, err);
-    }
-    vt_ross_set(r, false, 0, 0.0f); /* other forwards (evaluation) do not touch the denoiser */
-    return st;
+    vt_ross_set(s->r, true, vt_hash4(s->seed, s->step, 0x524f5353u /* "ROSS" */, 0), scale);
 }
 
-vt_status vt_ross_recipe_end_step(void *state, const vt_recipe_step *rs, vt_recipe_scalars *out,
-                                  vt_error *err) {
+static bool collect(void *state) {
+    ross_state *s = state;
+    if (s->r->active) s->ross_sum += (double)s->r->n_img * s->r->dn->loss;
+    return s->r->active;
+}
+
+static void finish(void *state) {
+    ross_state *s = state;
+    vt_ross_set(s->r, false, 0, 0.0f); /* other forwards (evaluation) do not touch the denoiser */
+}
+
+static vt_status end_step(void *state, const vt_recipe_step *rs, vt_recipe_scalars *out, vt_error *err) {
     ross_state *s = state;
     double global = 0;
     if (MPI_Allreduce(&s->ross_sum, &global, 1, MPI_DOUBLE, MPI_SUM, rs->comm) != MPI_SUCCESS)
@@ -133,7 +139,7 @@ vt_status vt_ross_recipe_end_step(void *state, const vt_recipe_step *rs, vt_reci
     return VT_OK;
 }
 
-vt_status vt_ross_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err) {
+static vt_status save(void *state, vt_ckpt_writer *w, vt_error *err) {
     ross_state *s = state;
     if (vt_ckpt_writer_rank(w) != 0) return VT_OK; /* replicated: rank 0 writes it */
     char path[4096];
@@ -142,7 +148,7 @@ vt_status vt_ross_recipe_save(void *state, vt_ckpt_writer *w, vt_error *err) {
     return vt_denoiser_save(s->r->dn, path, err);
 }
 
-vt_status vt_ross_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
+static vt_status load(void *state, const vt_ckpt *c, vt_error *err) {
     ross_state *s = state;
     char path[4096];
     vt_status st = vt_ckpt_file(c, "ross.safetensors", path, sizeof path, err);
@@ -150,7 +156,7 @@ vt_status vt_ross_recipe_load(void *state, const vt_ckpt *c, vt_error *err) {
     return vt_denoiser_load(s->r->dn, path, err);
 }
 
-void vt_ross_recipe_destroy(void *state) {
+static void destroy(void *state) {
     ross_state *s = state;
     if (!s) return;
     vt_ross_free(s->r);
@@ -158,3 +164,8 @@ void vt_ross_recipe_destroy(void *state) {
     if (s->m) vt_ctx_free(s->m->ctx, s->decay);
     free(s);
 }
+
+const vt_method vt_ross_method = {.name = "ross", .configure = configure, .init = init,
+                                  .param_groups = param_groups, .begin_step = begin_step, .prepare = prepare,
+                                  .collect = collect, .finish = finish, .end_step = end_step, .save = save,
+                                  .load = load, .destroy = destroy};
