@@ -139,11 +139,16 @@ echo "[$SECONDS s]"
 tpid=$!
 pids+=("$tpid")
 wait_lines "$d/c" 2
+# Stopped first, so the request in flight (or the next) times out and the
+# tuner must take its retry path: a service killed between two requests is
+# replaced without the tuner noticing (ZeroMQ reconnects by itself), which
+# would leave the path untested. Killed and restarted once the tuner says so.
+kill -STOP $spid
+for _ in $(seq 200); do grep -q "reconnecting" "$d/c.log" && break; sleep 0.05; done
+grep -q "reconnecting" "$d/c.log" || fail "C: the stopped service was never noticed (the run had ended?)"
 kill -9 $spid
-sleep 0.3
 serve
 wait $tpid || fail "C failed: $(tail -5 "$d/c.log")"
-grep -q "reconnecting" "$d/c.log" || fail "C: the service restart was never noticed (too late?)"
 [ "$(summary "$d/c" reconnects)" -ge 1 ] || fail "C: no reconnect counted"
 tensors_equal "$(final_ctx "$d/a")" "$(final_ctx "$d/c")" || fail "C: retries changed the result"
 
