@@ -15,8 +15,9 @@
 
 #include "trainer/recipe.h"
 
+/* Each method names its config section, parameter group and checkpoint
+ * file after itself (`vittle:`, group "vittle", vittle.safetensors). */
 typedef struct vt_method {
-    const char *name; /* its config section, parameter group and `<name>.safetensors` */
     /* Reads the method's config section into a state it allocates (unknown
      * keys are errors). The recipe has already set stage 2's freezing. */
     vt_status (*configure)(const vt_config *cfg, void **state, vt_error *err);

@@ -134,6 +134,7 @@ static vt_status end_step(void *state, const vt_recipe_step *rs, vt_recipe_scala
     double global = 0;
     if (MPI_Allreduce(&s->ross_sum, &global, 1, MPI_DOUBLE, MPI_SUM, rs->comm) != MPI_SUCCESS)
         return vt_fail(err, VT_ERR_MPI, "ross: reducing the step's loss");
+    if (out->n == VT_RECIPE_MAX_SCALARS) return vt_fail(err, VT_ERR_STATE, "ross: no room for its scalar");
     out->names[out->n] = "ross_loss";
     out->values[out->n++] = s->global_images > 0 ? global / (double)s->global_images : NAN;
     return VT_OK;
@@ -165,7 +166,7 @@ static void destroy(void *state) {
     free(s);
 }
 
-const vt_method vt_ross_method = {.name = "ross", .configure = configure, .init = init,
+const vt_method vt_ross_method = {.configure = configure, .init = init,
                                   .param_groups = param_groups, .begin_step = begin_step, .prepare = prepare,
                                   .collect = collect, .finish = finish, .end_step = end_step, .save = save,
                                   .load = load, .destroy = destroy};

@@ -175,7 +175,7 @@ static void destroy(void *state) {
     free(r);
 }
 
-const vt_method vt_vittle_method = {.name = "vittle", .configure = configure, .init = init,
+const vt_method vt_vittle_method = {.configure = configure, .init = init,
                                     .param_groups = param_groups, .begin_step = begin_step, .prepare = prepare,
                                     .collect = collect, .finish = finish, .end_step = end_step, .save = save,
                                     .load = load, .destroy = destroy};
