@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Overhead of a method recipe (vittle, or ross with its default pixel
-# targets) over stage2, measured in one run: the same store, model, batches
+# Overhead of a method recipe (vittle, ross with its default pixel targets,
+# or vittle_ross: both) over stage2, measured in one run: the same store, model, batches
 # and steps trained alternately with each recipe (rounds interleaved so
 # machine load hits both alike), for two model widths. Prints the median step
 # time of each (steps after the first two), the training overhead, and the
 # time of one validation pass (held-out loss + greedy answers, the inference
 # path) with each; for vittle on the CPU also single model passes (bench_vittle).
 #   tests/bench/bench_vittle.sh [BUILD_DIR] [--rounds R] [--steps N] [--threads T]
-#                               [--preset "tiny wide large"] [--recipe vittle|ross] [--backend cpu|cuda]
+#                               [--preset "tiny wide large"] [--recipe vittle|ross|vittle_ross] [--backend cpu|cuda]
 # large = width 1024, 8 blocks (for a GPU: --backend cuda).
 # Not a test (no pass/fail); results go to docs/experiments.md.
 set -euo pipefail
@@ -101,14 +101,14 @@ python3 - "$work/results.txt" "$steps" "$rounds" "$method" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 method = sys.argv[4]
-print("preset  recipe  median step (ms)  validation (s)   [%s rounds x %s steps, steps > 2]" % (sys.argv[3], sys.argv[2]))
+print("preset  recipe       median step (ms)  validation (s)   [%s rounds x %s steps, steps > 2]" % (sys.argv[3], sys.argv[2]))
 for preset in sorted({r[0] for r in rows}, key=("tiny", "wide", "large").index):
     st = {}
     for recipe in ("stage2", method):
         s = [float(r[2]) for r in rows if r[0] == preset and r[1] == recipe]
         v = [float(r[3]) for r in rows if r[0] == preset and r[1] == recipe]
         st[recipe] = (statistics.median(s), statistics.median(v))
-        print("%-7s %-7s %10.2f %18.2f" % (preset, recipe, 1e3 * st[recipe][0], st[recipe][1]))
+        print("%-7s %-12s %10.2f %18.2f" % (preset, recipe, 1e3 * st[recipe][0], st[recipe][1]))
     # the log gives validation to 0.1 s: a GPU pass can round to 0
     val = "%+.1f%%" % (100 * (st[method][1] / st["stage2"][1] - 1)) if st["stage2"][1] > 0 else "n/a (0.0 s)"
     print("%-7s overhead: training %+.1f%%, validation %s" % (
