@@ -63,6 +63,8 @@ vt_status vt_bottleneck_config_read(const vt_config *cfg, const char *prefix,
     c->layer = (int)layer;
     if ((st = vt_config_section_float(cfg, prefix, "alpha_end", &c->alpha_end, false, err))) return st;
     if (c->alpha_end > 1.0f) return vt_fail(err, VT_ERR_ARG, "%s.alpha_end: must be in [0, 1], got %g", prefix, (double)c->alpha_end);
+    snprintf(path, sizeof path, "%s.alpha_steps", prefix);
+    if ((st = vt_config_int_range(cfg, path, 0, INT64_C(1) << 40, &c->alpha_steps, err))) return st;
     if ((st = vt_config_section_float(cfg, prefix, "beta_v", &c->beta_v, false, err))) return st;
     if ((st = vt_config_section_float(cfg, prefix, "beta_t", &c->beta_t, false, err))) return st;
     if ((st = vt_config_section_float(cfg, prefix, "logvar_clamp", &c->logvar_clamp, false, err))) return st;
@@ -94,6 +96,12 @@ vt_status vt_bottleneck_config_resolve(vt_bottleneck_config *c, int hidden, int 
 
 float vt_bottleneck_alpha(const vt_bottleneck_config *c, double progress) {
     return (float)((double)c->alpha_end / (1.0 + exp(-10.0 * (progress - 0.5))));
+}
+
+float vt_bottleneck_alpha_at(const vt_bottleneck_config *c, uint64_t step, uint64_t total_steps) {
+    uint64_t horizon = c->alpha_steps > 0 ? (uint64_t)c->alpha_steps : total_steps;
+    double progress = horizon ? (double)step / (double)horizon : 0.0;
+    return vt_bottleneck_alpha(c, progress < 1.0 ? progress : 1.0);
 }
 
 /* ---- parameters ---- */

@@ -38,6 +38,8 @@ typedef struct vt_bottleneck_config {
     int layer;            /* acts on the output of decoder block `layer` (0-based);
                            * -1 = floor(0.75 * layers), resolved by vt_bottleneck_config_resolve */
     float alpha_end;      /* final mixing weight (0.5) */
+    int64_t alpha_steps;  /* the alpha schedule's horizon in optimizer steps; 0 = the run's
+                           * train.steps (progress = step / horizon, at most 1) */
     float beta_v, beta_t; /* KL weights (0.1, 0.1) */
     bool learnable_prior; /* Vittle(L): per-modality mean and log-variance vectors, init 0 */
     vt_bottleneck_kl kl;  /* VT_BN_KL_TEXTBOOK */
@@ -49,7 +51,7 @@ typedef struct vt_bottleneck_config {
 /* Defaults above with hidden 0 and layer -1. */
 void vt_bottleneck_config_default(vt_bottleneck_config *c);
 /* Reads the `prefix` section (normally "vittle") over c: layer, alpha_end,
- * beta_v, beta_t, prior (fixed|learnable), kl (textbook|reference),
+ * alpha_steps, beta_v, beta_t, prior (fixed|learnable), kl (textbook|reference),
  * logvar_clamp, init_std. Absent keys keep their values. VT_ERR_ARG names
  * the key on a bad value. */
 vt_status vt_bottleneck_config_read(const vt_config *cfg, const char *prefix,
@@ -60,6 +62,11 @@ vt_status vt_bottleneck_config_resolve(vt_bottleneck_config *c, int hidden, int 
                                        vt_error *err);
 /* alpha(progress) = alpha_end * sigmoid(10 (progress - 0.5)), progress = t / T. */
 float vt_bottleneck_alpha(const vt_bottleneck_config *c, double progress);
+/* The alpha of optimizer step `step` of a run of `total_steps`: progress is
+ * step / alpha_steps (capped at 1) when alpha_steps is set, else
+ * step / total_steps. A fixed horizon keeps alpha continuous when a
+ * curriculum resumes one run into phases of different train.steps. */
+float vt_bottleneck_alpha_at(const vt_bottleneck_config *c, uint64_t step, uint64_t total_steps);
 
 /* Row roles for vt_bottleneck_forward. */
 enum {

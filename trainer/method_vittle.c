@@ -102,7 +102,7 @@ static vt_status begin_step(void *state, const vt_recipe_step *s, vt_error *err)
     MPI_Allreduce(local, global, 2, MPI_INT64_T, MPI_SUM, s->comm);
     r->inv_v = global[0] ? 1.0 / (double)global[0] : 0.0;
     r->inv_t = global[1] ? 1.0 / (double)global[1] : 0.0;
-    r->alpha = vt_bottleneck_alpha(&r->cfg, s->progress);
+    r->alpha = vt_bottleneck_alpha_at(&r->cfg, s->step, s->total_steps);
     r->noise_key = vt_hash4(s->seed, s->step, 0x766974746c65ull /* "vittle" */, 0);
     r->sum_v = r->sum_t = 0;
     return VT_OK;

@@ -11,6 +11,8 @@
 #   vittle      recipe vittle, default vittle: settings (beta_v = beta_t = 0.1)
 #   vittle-b0   the beta = 0 control: the same heads, noise and alpha schedule, no KL term
 #   vittle-lr3  probe: vittle with the last phase's lr at 3e-4 instead of 1e-3
+#   vittle-a3k  probe: vittle with alpha scheduled over steps 0-3000 (vittle.alpha_steps) and
+#               then held at alpha_end, instead of restarting its ramp in each curriculum phase
 # The summary covers every arm whose reports exist for all SEEDs, so arms run
 # earlier need not be re-run (--arms vittle-b0 adds one arm to the table).
 # Needs the quickstart's data (runs/quickstart-data: run deploy/quickstart.sh once).
@@ -19,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 data=runs/quickstart-data out=runs/exp-vittle
 VISTUNE=${VISTUNE:-build/vistune}
-all_arms="stage2 vittle vittle-b0 vittle-lr3"
+all_arms="stage2 vittle vittle-b0 vittle-lr3 vittle-a3k"
 arms="stage2 vittle vittle-b0"
 if [ "${1:-}" = --arms ]; then arms=${2//,/ }; shift 2; fi
 for a in $arms; do
@@ -39,6 +41,7 @@ new, n = re.subn(r"  shifts: \[[^\]]*\]\n", shifts, text)
 assert n == 1, "quickstart.yaml: no eval.shifts list"
 open(f"{sys.argv[2]}/run.yaml", "w").write(new)
 open(f"{sys.argv[2]}/run-vittle-b0.yaml", "w").write(new + "vittle:\n  beta_v: 0\n  beta_t: 0\n")
+open(f"{sys.argv[2]}/run-vittle-a3k.yaml", "w").write(new + "vittle:\n  alpha_steps: 3000\n")
 PY
 source deploy/mpi-env.sh
 for seed in $seeds; do
@@ -49,6 +52,7 @@ for seed in $seeds; do
       vittle) recipe=vittle;;
       vittle-b0) recipe=vittle config=$out/run-vittle-b0.yaml;;
       vittle-lr3) recipe=vittle last="--set train.lr=3e-4";;
+      vittle-a3k) recipe=vittle config=$out/run-vittle-a3k.yaml;;
     esac
     set_run=(--set run_dir="$d" --set recipe=$recipe --set seed="$seed")
     echo "== $arm seed $seed" >&2

@@ -8,7 +8,8 @@
 #    noise all come back);
 #  * checkpoints keep model.safetensors pure Hugging Face LLaVA and carry
 #    vittle.safetensors + the layer's moments in optimizer.safetensors;
-#  * KL and alpha are in metrics.jsonl; beta 0 trains; alpha_end 0 + beta 0
+#  * KL and alpha are in metrics.jsonl (alpha_steps fixes the schedule's
+#    horizon, then alpha holds); beta 0 trains; alpha_end 0 + beta 0
 #    is bit-identical to stage2 (the extra parameters change nothing else in
 #    the loop: clipping norm, AdamW, data order);
 #  * validation and `vistune eval` run the inference form (mean, alpha_end);
@@ -117,6 +118,15 @@ assert len(r) == 16 and all(math.isfinite(x["loss"]) for x in r)
 assert all(x["vittle/kl_loss"] == 0 for x in r) and r[-1]["vittle/kl_v"] > 0
 PY
 $L same "$T/b0/metrics.jsonl" "$T/np2/metrics.jsonl" >/dev/null && fail "beta 0 changed nothing"
+# alpha over a fixed horizon of 8 steps: rises to alpha_end sigmoid(5) by step 8, then holds.
+run "$T/h8" --set vittle.alpha_steps=8 2>"$T/h8.log" || fail "alpha_steps 8 failed: $(tail -3 "$T/h8.log")"
+python3 - "$T/h8/metrics.jsonl" <<'PY' || fail "alpha_steps metrics"
+import json, math, sys
+a = [json.loads(l)["vittle/alpha"] for l in open(sys.argv[1])]
+top = 0.5 / (1 + math.exp(-5))
+assert len(a) == 16 and all(x < y for x, y in zip(a[:8], a[1:9])), a
+assert all(abs(x - top) < 1e-6 for x in a[8:]), (a, top)
+PY
 run "$T/a0" --set vittle.alpha_end=0 --set vittle.beta_v=0 --set vittle.beta_t=0 2>"$T/a0.log" \
   || fail "alpha 0 failed: $(tail -3 "$T/a0.log")"
 sed -e 's/^recipe: vittle/recipe: stage2/' -e '/^vittle:/,/^  prior:/d' "$T/run.yaml" > "$T/stage2.yaml"

@@ -28,6 +28,12 @@ static void test_alpha_and_layer(void **state) {
     assert_close(vt_bottleneck_alpha(&c, 1.0), 0.5 / (1 + exp(-5.0)), 1e-7);
     for (int i = 0; i < 10; i++)
         assert_true(vt_bottleneck_alpha(&c, i / 10.0) < vt_bottleneck_alpha(&c, (i + 1) / 10.0));
+    /* by step: over the run's steps, or over a fixed horizon (then held) */
+    assert_close(vt_bottleneck_alpha_at(&c, 1500, 3000), 0.25, 1e-7);
+    c.alpha_steps = 1000;
+    assert_close(vt_bottleneck_alpha_at(&c, 500, 3000), 0.25, 1e-7);
+    assert_close(vt_bottleneck_alpha_at(&c, 2500, 3000), vt_bottleneck_alpha(&c, 1.0), 1e-7);
+    c.alpha_steps = 0;
     vt_error err = {0};
     assert_int_equal(vt_bottleneck_config_resolve(&c, 64, 32, &err), VT_OK);
     assert_int_equal(c.layer, 24); /* block 24 of 32, as the reference's layer-24 */
@@ -40,7 +46,7 @@ static void test_alpha_and_layer(void **state) {
 static void test_config(void **state) {
     (void)state;
     const char *y = "vittle:\n  layer: 1\n  alpha_end: 0.3\n  beta_v: 0.2\n  prior: learnable\n"
-                    "  kl: reference\n";
+                    "  kl: reference\n  alpha_steps: 3000\n";
     vt_config *cfg = NULL;
     vt_error err = {0};
     assert_int_equal(vt_config_parse(y, strlen(y), "run.yaml", &cfg, &err), VT_OK);
@@ -53,13 +59,14 @@ static void test_config(void **state) {
     assert_close(c.beta_t, 0.1, 1e-7);
     assert_true(c.learnable_prior);
     assert_int_equal(c.kl, VT_BN_KL_REFERENCE);
+    assert_int_equal(c.alpha_steps, 3000);
     vt_config_free(cfg);
 
     const char *bad[] = {"vittle:\n  prior: gaussian\n", "vittle:\n  kl: exact\n",
                          "vittle:\n  alpha_end: 1.5\n", "vittle:\n  beta_t: -1\n",
-                         "vittle:\n  layer: -2\n", "vittle:\n  beta_v: lots\n"};
-    const char *key[] = {"prior", "kl", "alpha_end", "beta_t", "layer", "beta_v"};
-    for (int i = 0; i < 6; i++) {
+                         "vittle:\n  layer: -2\n", "vittle:\n  beta_v: lots\n", "vittle:\n  alpha_steps: -5\n"};
+    const char *key[] = {"prior", "kl", "alpha_end", "beta_t", "layer", "beta_v", "alpha_steps"};
+    for (int i = 0; i < 7; i++) {
         assert_int_equal(vt_config_parse(bad[i], strlen(bad[i]), "run.yaml", &cfg, &err), VT_OK);
         vt_bottleneck_config_default(&c);
         assert_int_not_equal(vt_bottleneck_config_read(cfg, "vittle", &c, &err), VT_OK);
