@@ -109,13 +109,6 @@ static void check_entry(vt_model *m, vt_ross *r, const tbatch *t, float scale, f
     assert_true(fabs(fd - g) <= 1e-2 * fabs(g) + 1e-4);
 }
 
-static size_t argmax_abs(const float *g, size_t n) {
-    size_t k = 0;
-    for (size_t i = 1; i < n; i++)
-        if (fabsf(g[i]) > fabsf(g[k])) k = i;
-    return k;
-}
-
 static void gradients(vt_ross_variant variant) {
     vt_ctx *ctx = cpu();
     tbatch *t = malloc(sizeof *t);

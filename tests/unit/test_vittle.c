@@ -92,14 +92,6 @@ static void check_entry(vt_model *m, vt_vittle *v, const tbatch *t, float *p, fl
     assert_true(fabs(fd - g) <= 1e-2 * fabs(g) + 1e-4);
 }
 
-/* The largest-gradient entry of a tensor (the most informative to check). */
-static size_t argmax_abs(const float *g, size_t n) {
-    size_t k = 0;
-    for (size_t i = 1; i < n; i++)
-        if (fabsf(g[i]) > fabsf(g[k])) k = i;
-    return k;
-}
-
 static void test_gradients_through_hook(void **state) {
     (void)state;
     vt_ctx *ctx = cpu();

@@ -52,13 +52,6 @@ static void check_entry(const both *x, float *p, float g, const char *what) {
     assert_true(fabs(fd - g) <= 1e-2 * fabs(g) + 1e-4);
 }
 
-static size_t argmax_abs(const float *g, size_t n) {
-    size_t k = 0;
-    for (size_t i = 1; i < n; i++)
-        if (fabsf(g[i]) > fabsf(g[k])) k = i;
-    return k;
-}
-
 static void gradients(int vittle_layer) {
     vt_ctx *ctx = cpu();
     tbatch *t = malloc(sizeof *t);

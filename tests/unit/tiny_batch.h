@@ -1,8 +1,9 @@
-/* The small real-shaped batch the Vittle/ROSS unit tests share (default
- * model config: 32 px images, 16 image tokens, id 287): B = 2, T = 24;
- * sequence 0 = text 0..2, its image tokens 3..18, answer targets from 19;
- * sequence 1 = text only, length 22. Pixels are amp * sin(0.37 i). Plus a
- * 1-thread CPU ctx. Include after cmocka.h. */
+/* What the Vittle/ROSS unit tests share: the small real-shaped batch
+ * (default model config: 32 px images, 16 image tokens, id 287): B = 2,
+ * T = 24; sequence 0 = text 0..2, its image tokens 3..18, answer targets
+ * from 19; sequence 1 = text only, length 22; pixels amp * sin(0.37 i). A
+ * 1-thread CPU ctx, and the entry of a gradient to check by finite
+ * differences. Include after cmocka.h. */
 #ifndef VT_TESTS_UNIT_TINY_BATCH_H
 #define VT_TESTS_UNIT_TINY_BATCH_H
 
@@ -48,6 +49,14 @@ static inline vt_ctx *cpu(void) {
     vt_ctx_options opt = {.backend = VT_BACKEND_CPU, .threads = 1};
     assert_int_equal(vt_ctx_create(&ctx, &opt, &err), VT_OK);
     return ctx;
+}
+
+/* The largest-gradient entry of a tensor (the most informative to check). */
+static inline size_t argmax_abs(const float *g, size_t n) {
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        if (fabsf(g[i]) > fabsf(g[k])) k = i;
+    return k;
 }
 
 #endif
