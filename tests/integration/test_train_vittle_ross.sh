@@ -112,7 +112,9 @@ train 2 "$T/ross.yaml" "$T/ross" 2>"$T/ross.log" || fail "ross: $(tail -3 "$T/ro
 same_run "vittle_ross with alpha_end 0, beta 0 vs ross" "$T/b0" "$T/ross" model.safetensors ross.safetensors
 
 # mpirun -np 2: SIGKILL both ranks after step 6 (checkpoint at 4), resume.
-train 2 "$T/run.yaml" "$T/kill" 2>"$T/kill.log" &
+# mpiexec itself in the background (not through a shell function), so that
+# $! is mpiexec and its children are the ranks
+"$MPIEXEC" -n 2 "$VISTUNE" train "$T/run.yaml" --set run_dir="$T/kill" 2>"$T/kill.log" &
 mpid=$!
 wait_for_step "$T/kill" 6 $mpid
 for p in $(pgrep -P $mpid || true); do kill -9 "$p" 2>/dev/null || true; done
