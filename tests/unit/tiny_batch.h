@@ -2,8 +2,8 @@
  * (default model config: 32 px images, 16 image tokens, id 287): B = 2,
  * T = 24; sequence 0 = text 0..2, its image tokens 3..18, answer targets
  * from 19; sequence 1 = text only, length 22; pixels amp * sin(0.37 i). A
- * 1-thread CPU ctx, and the entry of a gradient to check by finite
- * differences. Include after cmocka.h. */
+ * 1-thread CPU ctx, and the finite-difference check of one gradient entry.
+ * Include after cmocka.h. */
 #ifndef VT_TESTS_UNIT_TINY_BATCH_H
 #define VT_TESTS_UNIT_TINY_BATCH_H
 
@@ -49,6 +49,21 @@ static inline vt_ctx *cpu(void) {
     vt_ctx_options opt = {.backend = VT_BACKEND_CPU, .threads = 1};
     assert_int_equal(vt_ctx_create(&ctx, &opt, &err), VT_OK);
     return ctx;
+}
+
+/* The central difference (step 1e-2) of objective(arg) in *p agrees with
+ * the analytic gradient g within 1e-2 relative (+ 1e-4). */
+static inline void check_fd(double (*objective)(const void *arg), const void *arg, float *p, float g,
+                            const char *what) {
+    float h = 1e-2f, saved = *p;
+    *p = saved + h;
+    double up = objective(arg);
+    *p = saved - h;
+    double dn = objective(arg);
+    *p = saved;
+    double fd = (up - dn) / (2.0 * h);
+    print_message("%s: analytic %.6g finite-difference %.6g\n", what, (double)g, fd);
+    assert_true(fabs(fd - g) <= 1e-2 * fabs(g) + 1e-4);
 }
 
 /* The largest-gradient entry of a tensor (the most informative to check). */
